@@ -1,0 +1,27 @@
+"""adk_sessions: a durable async session store for agent runtimes (PostgreSQL and SQLite)."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._connect import connect as connect
+from ._models import Event as Event
+from ._models import EventActions as EventActions
+from ._models import ListSessionsResponse as ListSessionsResponse
+from ._models import Session as Session
+from ._service import SessionService as SessionService
+
+__all__ = (
+    "Event",
+    "EventActions",
+    "ListSessionsResponse",
+    "Session",
+    "SessionService",
+    "__version__",
+    "connect",
+)
+
+try:
+    __version__: str = version("adk-sessions")
+except PackageNotFoundError:  # pragma: no cover - running from a checkout without install
+    __version__ = "0+unknown"

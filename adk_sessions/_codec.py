@@ -1,0 +1,131 @@
+"""Rows to models, and list-page tokens: the one place that knows the row shapes."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from ._dialect import Row
+from ._models import Event, Session
+from ._state import merge_state
+from .errors import InvalidArgumentError
+
+__all__ = ("Cursor", "decode_token", "encode_token", "events_from_rows", "session_from_row")
+
+Decode = Callable[[Any], Any]
+
+
+def events_from_rows(rows: Sequence[Row], decode: Decode) -> list[Event]:
+    """Build events from ``get_events`` rows (newest first) in append order.
+
+    Args:
+        rows: Rows with an ``event`` column, newest first.
+        decode: The dialect's JSON decoder.
+
+    Returns:
+        The events, oldest first.
+    """
+    return [Event.from_dict(decode(row["event"])) for row in reversed(rows)]
+
+
+def session_from_row(
+    row: Row,
+    *,
+    app_name: str,
+    session_id: str,
+    user_id: str,
+    app_state: Any,
+    user_state: Any,
+    decode: Decode,
+    events: list[Event] | None = None,
+) -> Session:
+    """Build a session from a sessions row and its (still encoded) scope states.
+
+    Args:
+        row: A row with ``state``, ``update_time`` and ``revision``.
+        app_name: The app.
+        session_id: The session id.
+        user_id: The user.
+        app_state: The app scope as the driver returned it (None when absent).
+        user_state: The user scope as the driver returned it (None when absent).
+        decode: The dialect's JSON decoder.
+        events: The events, if read.
+
+    Returns:
+        The session with merged state.
+    """
+    return Session(
+        id=session_id,
+        app_name=app_name,
+        user_id=user_id,
+        state=merge_state(decode(app_state) or {}, decode(user_state) or {}, decode(row["state"])),
+        events=events if events is not None else [],
+        last_update_time=row["update_time"],
+        revision=row["revision"],
+    )
+
+
+@attrs.frozen(kw_only=True)
+class Cursor:
+    """Where a list page ends: the sort key of its last session, bound to the query it answers."""
+
+    app_name: str
+    user_filter: str | None
+    update_time: float
+    user_id: str
+    session_id: str
+
+
+_TOKEN_VERSION = 1
+
+
+def encode_token(cursor: Cursor) -> str:
+    """Encode a cursor as an opaque URL-safe page token."""
+    payload = [
+        _TOKEN_VERSION, cursor.app_name, cursor.user_filter, cursor.update_time, cursor.user_id,
+        cursor.session_id,
+    ]
+    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(token: str, *, app_name: str, user_filter: str | None) -> Cursor:
+    """Decode a page token issued by :func:`encode_token` for the same query.
+
+    Args:
+        token: The token.
+        app_name: The app of the current query.
+        user_filter: The ``user_id`` filter of the current query.
+
+    Returns:
+        The cursor.
+
+    Raises:
+        InvalidArgumentError: When the token is malformed or was issued for another query.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        version, app, user_filter_, update_time, user_id, session_id = json.loads(raw)
+    except (TypeError, ValueError, binascii.Error) as exc:
+        raise InvalidArgumentError(
+            f"page_token {token!r} was not issued by list_sessions"
+        ) from exc
+    if (
+        version != _TOKEN_VERSION
+        or type(update_time) not in (int, float)
+        or not all(isinstance(v, str) for v in (app, user_id, session_id))
+    ):
+        raise InvalidArgumentError(f"page_token {token!r} was not issued by list_sessions")
+    if app != app_name or user_filter_ != user_filter:
+        raise InvalidArgumentError(
+            f"page_token {token!r} belongs to another query (app_name/user_id differ)"
+        )
+    return Cursor(
+        app_name=app, user_filter=user_filter_, update_time=float(update_time), user_id=user_id,
+        session_id=session_id,
+    )

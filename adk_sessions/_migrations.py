@@ -1,0 +1,85 @@
+"""Schema migrations: versioned scripts, each applied in its own transaction with its version row."""
+
+from __future__ import annotations
+
+import time
+
+from ._dialect import Dialect, transaction
+from .errors import SchemaError
+
+__all__ = ("MIGRATION_LOCK_KEY", "migrate", "schema_version")
+
+# pg_advisory_xact_lock key shared by every migrator of this library ("adk_sess" in ASCII).
+MIGRATION_LOCK_KEY = 0x61646B5F73657373
+
+
+def _too_new(found: int, known: int) -> SchemaError:
+    return SchemaError(
+        f"the database schema is at version {found}, newer than this code knows ({known}); "
+        "upgrade adk-sessions instead of touching the schema"
+    )
+
+
+async def schema_version(dialect: Dialect) -> int:
+    """Return the newest applied migration (0 for an empty database), without locking or DDL.
+
+    Args:
+        dialect: The database.
+
+    Returns:
+        The schema version.
+    """
+    q = dialect.queries
+    async with dialect.reader() as conn:
+        if not await conn.value(q.migrations_table_exists, {}):
+            return 0
+        rows = await conn.rows(q.applied_versions, {})
+    return max((row["version"] for row in rows), default=0)
+
+
+def check_version(dialect: Dialect, version: int) -> None:
+    """Raise :class:`SchemaError` when the schema is newer than the code.
+
+    Args:
+        dialect: The database.
+        version: The schema version found.
+    """
+    if version > len(dialect.migrations):
+        raise _too_new(version, len(dialect.migrations))
+
+
+async def migrate(dialect: Dialect) -> list[int]:
+    """Apply every pending migration, one transaction each, under the migration lock.
+
+    Many processes may run this at once: the lock (an advisory lock on PostgreSQL, the write lock
+    of ``BEGIN IMMEDIATE`` on SQLite) serialises them and each re-reads the applied versions
+    after taking it, so every migration runs exactly once.
+
+    Args:
+        dialect: The database.
+
+    Returns:
+        The versions this call applied (empty when the schema was current).
+
+    Raises:
+        SchemaError: When the schema is newer than the code; nothing is changed.
+    """
+    q = dialect.queries
+    applied: list[int] = []
+    while True:
+        async with dialect.writer() as conn, transaction(conn):
+            await conn.execute(q.lock_migrations, {"key": MIGRATION_LOCK_KEY})
+            await conn.execute(q.create_migrations_table, {})
+            done = {row["version"] for row in await conn.rows(q.applied_versions, {})}
+            check_version(dialect, max(done, default=0))
+            pending = [m for m in dialect.migrations if m.version not in done]
+            if not pending:
+                return applied
+            migration = pending[0]
+            for statement in migration.statements:
+                await conn.run_statement(statement)
+            await conn.execute(
+                q.record_migration,
+                {"version": migration.version, "name": migration.name, "applied_at": time.time()},
+            )
+        applied.append(migration.version)

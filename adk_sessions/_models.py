@@ -1,0 +1,172 @@
+"""Session and event models: plain attrs values, no I/O."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+__all__ = ("Event", "EventActions", "ListSessionsResponse", "Session")
+
+# Keys of google-adk's JSON event form that are fields here; every other key goes to ``extra``.
+_EVENT_KEYS = frozenset(
+    {"id", "invocation_id", "author", "timestamp", "partial", "branch", "content", "actions"}
+)
+_ACTION_KEYS = frozenset({"state_delta", "artifact_delta"})
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@attrs.frozen(kw_only=True)
+class EventActions:
+    """What an event does besides carrying content.
+
+    Attributes:
+        state_delta: State changes (``app:``/``user:``/``temp:`` prefixes select the scope).
+        artifact_delta: Artifact name to the version the event wrote.
+        extra: Every other action (``transfer_to_agent``, ``escalate``, ``compaction``, ...),
+            kept verbatim in google-adk's JSON form.
+    """
+
+    state_delta: dict[str, Any] = attrs.field(factory=dict)
+    artifact_delta: dict[str, int] = attrs.field(factory=dict)
+    extra: dict[str, Any] = attrs.field(factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the snake_case JSON form google-adk uses for ``EventActions``.
+
+        Returns:
+            A new dict; ``extra`` keys are merged in after the two delta fields.
+        """
+        return {"state_delta": self.state_delta, "artifact_delta": self.artifact_delta, **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EventActions:
+        """Read the JSON form back; unknown keys go to ``extra``.
+
+        Args:
+            data: A mapping as produced by :meth:`to_dict` or google-adk's ``model_dump``.
+
+        Returns:
+            The actions.
+        """
+        return cls(
+            state_delta=dict(data.get("state_delta") or {}),
+            artifact_delta=dict(data.get("artifact_delta") or {}),
+            extra={k: v for k, v in data.items() if k not in _ACTION_KEYS},
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """One entry of a session's append-only history.
+
+    Attributes:
+        id: Unique within the session (a uuid4 string by default).
+        invocation_id: The invocation that produced the event.
+        author: ``"user"`` or the name of the agent.
+        timestamp: Epoch seconds (a float, stored bit-exact).
+        partial: ``True`` for streaming chunks, which are never stored.
+        branch: The agent branch, for multi-agent runs.
+        content: The message content in google-genai's JSON form.
+        actions: State/artifact deltas and other actions.
+        extra: Every other field of google-adk's event, verbatim (usage metadata, error codes, ...).
+    """
+
+    author: str
+    invocation_id: str = ""
+    id: str = attrs.field(factory=_new_id)
+    timestamp: float = attrs.field(factory=time.time)
+    partial: bool | None = None
+    branch: str | None = None
+    content: dict[str, Any] | None = None
+    actions: EventActions = attrs.field(factory=EventActions)
+    extra: dict[str, Any] = attrs.field(factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the snake_case JSON form of google-adk's ``model_dump(mode="json", exclude_none=True)``.
+
+        Returns:
+            A new dict; ``None`` fields are left out, ``extra`` keys merged in.
+        """
+        data: dict[str, Any] = {
+            "id": self.id,
+            "invocation_id": self.invocation_id,
+            "author": self.author,
+            "timestamp": self.timestamp,
+            "actions": self.actions.to_dict(),
+        }
+        if self.partial is not None:
+            data["partial"] = self.partial
+        if self.branch is not None:
+            data["branch"] = self.branch
+        if self.content is not None:
+            data["content"] = self.content
+        data.update(self.extra)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        """Read the JSON form back losslessly; unknown keys go to ``extra``.
+
+        Args:
+            data: A mapping as produced by :meth:`to_dict` or google-adk's ``model_dump``.
+
+        Returns:
+            The event.
+        """
+        actions = data.get("actions")
+        return cls(
+            id=data["id"] if data.get("id") else _new_id(),
+            invocation_id=data.get("invocation_id") or "",
+            author=data.get("author") or "",
+            timestamp=float(data["timestamp"]) if "timestamp" in data else time.time(),
+            partial=data.get("partial"),
+            branch=data.get("branch"),
+            content=data.get("content"),
+            actions=EventActions.from_dict(actions) if actions else EventActions(),
+            extra={k: v for k, v in data.items() if k not in _EVENT_KEYS},
+        )
+
+
+@attrs.define(kw_only=True)
+class Session:
+    """A conversation: merged state plus the event history.
+
+    Mutable because :meth:`SessionService.append_event` advances it after each commit.
+
+    Attributes:
+        id: The session id, unique per (app_name, user_id).
+        app_name: The application.
+        user_id: The user.
+        state: Merged state: session keys plain, app/user keys re-prefixed with ``app:``/``user:``.
+        events: The events read or appended, in append order.
+        last_update_time: Epoch seconds of the last change; never moves backwards.
+        revision: Optimistic-concurrency token: 0 when created, +1 per stored event.
+    """
+
+    id: str
+    app_name: str
+    user_id: str
+    state: dict[str, Any] = attrs.field(factory=dict)
+    events: list[Event] = attrs.field(factory=list)
+    last_update_time: float = 0.0
+    revision: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class ListSessionsResponse:
+    """One page of :meth:`SessionService.list_sessions`.
+
+    Attributes:
+        sessions: Sessions with merged state and no events.
+        next_page_token: Pass back as ``page_token`` for the next page; ``None`` on the last page.
+    """
+
+    sessions: list[Session] = attrs.field(factory=list)
+    next_page_token: str | None = None

@@ -1,0 +1,292 @@
+"""The named-query loader: ``sql/<dialect>/*.sql`` files into typed :class:`Queries`.
+
+Grammar: a line ``-- name: <query_name><suffix>`` starts a query; the comment lines right after it
+are its doc; the statement (or, for SQLite, several ``;``-separated statements) follows. Suffixes:
+none = rows, ``^`` = one row or None, ``$`` = one value, ``!`` = execute, ``*!`` = executemany.
+Parameters are ``:name``; for PostgreSQL they are rewritten to ``$n`` once, here, at load time
+(``::type`` casts, quoted text, identifiers and comments are left alone).
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib.resources
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+
+from .errors import SchemaError
+
+if sys.version_info >= (3, 11):
+    from importlib.resources.abc import Traversable
+else:  # pragma: no cover - Python 3.10
+    from importlib.abc import Traversable
+
+__all__ = ("Kind", "Migration", "Queries", "Query", "load_migrations", "load_queries", "sql_root")
+
+_NAME_LINE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)(\*!|\^|\$|!)?\s*$")
+
+
+class Kind(enum.Enum):
+    """What a query returns, from its name's suffix."""
+
+    ROWS = ""
+    ONE = "^"
+    VALUE = "$"
+    EXECUTE = "!"
+    EXECUTE_MANY = "*!"
+
+
+@attrs.frozen(kw_only=True)
+class Query:
+    """One named query, ready for its driver.
+
+    Attributes:
+        name: The query name.
+        kind: What it returns.
+        doc: The comment lines under the name.
+        statements: The driver-ready statement texts (more than one only on SQLite).
+        params: The parameter names in order of first appearance (``$1`` is ``params[0]``).
+    """
+
+    name: str
+    kind: Kind
+    doc: str
+    statements: tuple[str, ...]
+    params: tuple[str, ...]
+
+
+@attrs.frozen(kw_only=True)
+class Queries:
+    """Every query the service runs; a dialect lacking one fails at load time."""
+
+    create_migrations_table: Query
+    lock_migrations: Query
+    migrations_table_exists: Query
+    applied_versions: Query
+    record_migration: Query
+    count_rows: Query
+    insert_session: Query
+    merge_app_state: Query
+    merge_user_state: Query
+    get_session: Query
+    get_scope_states: Query
+    list_sessions: Query
+    list_user_sessions: Query
+    delete_session: Query
+    lock_session: Query
+    append_event: Query
+    get_events: Query
+
+
+@attrs.frozen(kw_only=True)
+class Migration:
+    """A schema migration script.
+
+    Attributes:
+        version: The number in the file name (``0001_initial.sql`` is 1).
+        name: The file name.
+        statements: The script split into statements, to run one by one in one transaction.
+    """
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+def _tokens(sql: str) -> Iterator[tuple[str, str]]:
+    """Yield ``(kind, text)`` pieces: quoted, comment, param, semicolon or other text."""
+    i, n = 0, len(sql)
+    start = 0
+    while i < n:
+        ch = sql[i]
+        if ch in "'\"":
+            end = i + 1
+            while end < n:
+                if sql[end] == ch:
+                    if end + 1 < n and sql[end + 1] == ch:  # doubled quote escapes itself
+                        end += 2
+                        continue
+                    break
+                end += 1
+            if end >= n:
+                raise SchemaError(f"unterminated quote in SQL: {sql[i:i + 40]!r}")
+            yield "text", sql[start:i]
+            yield "quoted", sql[i : end + 1]
+            i = start = end + 1
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            end = n if end < 0 else end
+            yield "text", sql[start:i]
+            yield "comment", sql[i:end]
+            i = start = end
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            if end < 0:
+                raise SchemaError(f"unterminated comment in SQL: {sql[i:i + 40]!r}")
+            yield "text", sql[start:i]
+            yield "comment", sql[i : end + 2]
+            i = start = end + 2
+        elif sql.startswith("::", i):
+            i += 2
+        elif ch == ":" and i + 1 < n and (sql[i + 1].isalpha() or sql[i + 1] == "_"):
+            end = i + 1
+            while end < n and (sql[end].isalnum() or sql[end] == "_"):
+                end += 1
+            yield "text", sql[start:i]
+            yield "param", sql[i + 1 : end]
+            i = start = end
+        elif ch == ";":
+            yield "text", sql[start:i]
+            yield "semicolon", ";"
+            i = start = i + 1
+        else:
+            i += 1
+    yield "text", sql[start:]
+
+
+def compile_sql(sql: str, *, positional: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Split SQL into statements and find its ``:name`` parameters.
+
+    Args:
+        sql: The SQL text.
+        positional: Rewrite ``:name`` to ``$n`` (asyncpg); otherwise keep ``:name`` (sqlite3).
+
+    Returns:
+        The non-empty statements (comments kept) and the parameter names in order.
+    """
+    params: list[str] = []
+    statements: list[str] = []
+    current: list[str] = []
+    has_code = False
+    for kind, text in _tokens(sql):
+        if kind == "param":
+            if text not in params:
+                params.append(text)
+            current.append(f"${params.index(text) + 1}" if positional else f":{text}")
+            has_code = True
+        elif kind == "semicolon":
+            if has_code:
+                statements.append("".join(current).strip())
+            current, has_code = [], False
+        else:
+            current.append(text)
+            has_code = has_code or (kind != "comment" and bool(text.strip()))
+    if has_code:
+        statements.append("".join(current).strip())
+    return tuple(statements), tuple(params)
+
+
+def parse_queries(text: str, *, positional: bool, source: str = "<sql>") -> dict[str, Query]:
+    """Parse one ``.sql`` file of named queries.
+
+    Args:
+        text: The file's content.
+        positional: Rewrite parameters to ``$n`` (PostgreSQL).
+        source: The file name, for error messages.
+
+    Returns:
+        Queries by name.
+
+    Raises:
+        SchemaError: On a duplicate name, an empty query, or multiple statements where one is
+            required (``positional``).
+    """
+    queries: dict[str, Query] = {}
+    blocks: list[tuple[str, str, list[str]]] = []
+    for line in text.splitlines():
+        match = _NAME_LINE.match(line.strip())
+        if match:
+            blocks.append((match.group(1), match.group(2) or "", []))
+        elif blocks:
+            blocks[-1][2].append(line)
+    for name, suffix, lines in blocks:
+        doc_lines: list[str] = []
+        while lines and lines[0].lstrip().startswith("--"):
+            doc_lines.append(lines.pop(0).lstrip()[2:].strip())
+        statements, params = compile_sql("\n".join(lines), positional=positional)
+        if not statements:
+            raise SchemaError(f"{source}: query {name!r} has no statement")
+        if positional and len(statements) > 1:
+            raise SchemaError(f"{source}: query {name!r} must be a single statement")
+        if name in queries:
+            raise SchemaError(f"{source}: query {name!r} is defined twice")
+        queries[name] = Query(
+            name=name, kind=Kind(suffix), doc=" ".join(doc_lines), statements=statements,
+            params=params,
+        )
+    return queries
+
+
+def sql_root() -> Traversable:
+    """Return the ``sql`` folder: the installed package's copy first, else the checkout's."""
+    installed = importlib.resources.files("adk_sessions") / "sql"
+    if installed.is_dir():
+        return installed
+    checkout = Path(__file__).resolve().parent.parent / "sql"
+    if checkout.is_dir():
+        return checkout
+    raise SchemaError("the sql/ folder is missing from the installation")
+
+
+def load_queries(dialect: str, *, positional: bool) -> Queries:
+    """Load every named query of a dialect.
+
+    Args:
+        dialect: ``"postgres"`` or ``"sqlite"``.
+        positional: Rewrite parameters to ``$n``.
+
+    Returns:
+        The typed queries.
+
+    Raises:
+        SchemaError: When a query is missing, unknown or malformed.
+    """
+    found: dict[str, Query] = {}
+    folder = sql_root() / dialect
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".sql") and entry.is_file():
+            source = f"sql/{dialect}/{entry.name}"
+            for name, query in parse_queries(
+                entry.read_text("utf-8"), positional=positional, source=source
+            ).items():
+                if name in found:
+                    raise SchemaError(f"{source}: query {name!r} is defined in two files")
+                found[name] = query
+    expected = {field.name for field in attrs.fields(Queries)}
+    missing, unknown = expected - found.keys(), found.keys() - expected
+    if missing or unknown:
+        raise SchemaError(
+            f"sql/{dialect}: missing queries {sorted(missing)}, unknown queries {sorted(unknown)}"
+        )
+    return Queries(**found)
+
+
+def load_migrations(dialect: str) -> tuple[Migration, ...]:
+    """Load the migration scripts of a dialect, ordered by version.
+
+    Args:
+        dialect: ``"postgres"`` or ``"sqlite"``.
+
+    Returns:
+        The migrations; versions are 1, 2, ... without gaps.
+
+    Raises:
+        SchemaError: On a malformed file name or a gap in the versions.
+    """
+    migrations = []
+    for entry in (sql_root() / dialect / "migrations").iterdir():
+        if not entry.name.endswith(".sql"):
+            continue
+        head = entry.name.split("_", 1)[0]
+        if not head.isdigit():
+            raise SchemaError(f"sql/{dialect}/migrations/{entry.name}: name must be NNNN_*.sql")
+        statements, _ = compile_sql(entry.read_text("utf-8"), positional=False)
+        migrations.append(Migration(version=int(head), name=entry.name, statements=statements))
+    migrations.sort(key=lambda m: m.version)
+    if [m.version for m in migrations] != list(range(1, len(migrations) + 1)):
+        raise SchemaError(f"sql/{dialect}/migrations: versions must run 1, 2, ... without gaps")
+    return tuple(migrations)

@@ -1,0 +1,505 @@
+"""The session service: every operation, and every transaction boundary."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import attrs
+
+from . import _migrations
+from ._codec import Cursor, decode_token, encode_token, events_from_rows, session_from_row
+from ._dialect import Connection, ConstraintError, Dialect, transaction
+from ._models import Event, ListSessionsResponse, Session
+from ._state import dumps, merge_state, split_delta, validate_state, without_temp
+from .errors import (
+    InvalidArgumentError,
+    SessionExistsError,
+    SessionNotFoundError,
+    StaleSessionError,
+)
+
+__all__ = ("SessionService",)
+
+# The keyset cursor before the first session: every update time is > -inf.
+_START = Cursor(app_name="", user_filter=None, update_time=-math.inf, user_id="", session_id="")
+
+
+def _check_name(what: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentError(f"{what} must be a non-empty string, got {value!r}")
+    if "\x00" in value:
+        raise InvalidArgumentError(f"{what} {value!r} contains NUL (\\x00)")
+    return value
+
+
+def _check_count(what: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if type(value) is not int or value < 0:
+        raise InvalidArgumentError(f"{what} must be None or an integer >= 0, got {value!r}")
+    return value
+
+
+@attrs.frozen(kw_only=True)
+class _PreparedEvent:
+    """An event checked and encoded before any transaction starts."""
+
+    stored: Event
+    params: dict[str, Any]
+
+
+def _prepare_event(event: Event, *, app_name: str, user_id: str, session_id: str) -> _PreparedEvent:
+    """Validate an event and build its stored form (no temp keys) and query parameters."""
+    if not isinstance(event, Event):
+        raise InvalidArgumentError(f"event must be an adk_sessions.Event, not {type(event).__name__}")
+    _check_name("event.id", event.id)
+    if not isinstance(event.timestamp, (int, float)) or not math.isfinite(event.timestamp):
+        raise InvalidArgumentError(f"event {event.id!r}: timestamp {event.timestamp!r} is not finite")
+    delta = event.actions.state_delta
+    validate_state(delta)
+    stored_delta = without_temp(delta)
+    stored = event
+    if len(stored_delta) != len(delta):
+        stored = attrs.evolve(event, actions=attrs.evolve(event.actions, state_delta=stored_delta))
+    try:
+        encoded = dumps(stored.to_dict())
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"event {event.id!r} is not JSON-serialisable: {exc}") from exc
+    scoped = split_delta(stored_delta)
+    params = {
+        "app_name": app_name,
+        "user_id": user_id,
+        "session_id": session_id,
+        "event_id": event.id,
+        "timestamp": float(event.timestamp),
+        "event": encoded,
+        "app_delta": dumps(scoped.app) if scoped.app else None,
+        "user_delta": dumps(scoped.user) if scoped.user else None,
+        "session_delta": dumps(scoped.session),
+    }
+    return _PreparedEvent(stored=stored, params=params)
+
+
+class SessionService:
+    """Durable sessions on one database. Create it with :func:`adk_sessions.connect`.
+
+    Safe to share between any number of tasks: PostgreSQL work runs on a connection pool, SQLite
+    writes queue on one connection. Also an async context manager that closes on exit.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        """Wrap an open dialect (use :func:`adk_sessions.connect` instead).
+
+        Args:
+            dialect: The open database.
+        """
+        self._dialect = dialect
+        self._q = dialect.queries
+
+    @property
+    def dialect(self) -> str:
+        """``"postgres"`` or ``"sqlite"``."""
+        return self._dialect.name
+
+    @property
+    def round_trips(self) -> int:
+        """Driver calls made so far (each statement, BEGIN and COMMIT count one)."""
+        return self._dialect.round_trips
+
+    async def close(self) -> None:
+        """Close every connection. Idempotent."""
+        await self._dialect.close()
+
+    async def __aenter__(self) -> SessionService:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def migrate(self) -> list[int]:
+        """Apply pending schema migrations (idempotent, safe to run from many processes at once).
+
+        Returns:
+            The versions applied by this call.
+
+        Raises:
+            SchemaError: When the schema is newer than this code.
+        """
+        return await _migrations.migrate(self._dialect)
+
+    async def schema_version(self) -> int:
+        """Return the applied schema version (0 for an empty database)."""
+        return await _migrations.schema_version(self._dialect)
+
+    async def status(self) -> dict[str, int]:
+        """Return the schema versions (applied and known) and row counts.
+
+        Returns:
+            ``{"schema_version", "code_version", "apps", "users", "sessions", "events"}``;
+            counts are present only once the schema exists.
+        """
+        version = await self.schema_version()
+        result = {"schema_version": version, "code_version": len(self._dialect.migrations)}
+        if version:
+            async with self._dialect.reader() as conn:
+                row = await conn.one(self._q.count_rows, {})
+            assert row is not None
+            result.update({key: int(row[key]) for key in ("apps", "users", "sessions", "events")})
+        return result
+
+    async def create_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        state: Mapping[str, Any] | None = None,
+        session_id: str | None = None,
+        events: Sequence[Event] | None = None,
+    ) -> Session:
+        """Create a session, applying ``state`` to the three scopes.
+
+        ``temp:`` keys of ``state`` are dropped. ``events`` (an extension used by the REST create
+        endpoint and importers) are appended in the same transaction, exactly as
+        :meth:`append_event` would, so a failing event leaves no session behind.
+
+        Args:
+            app_name: The app (non-empty).
+            user_id: The user (non-empty).
+            state: Initial state; ``app:``/``user:`` keys update those scopes.
+            session_id: The id; generated (uuid4) when None or empty, else stored as given.
+            events: Events to append after creation (partial ones are skipped).
+
+        Returns:
+            The session with merged state (current app/user scopes included) and the events.
+
+        Raises:
+            InvalidArgumentError: Empty names, non-JSON state values (naming the key), bad events.
+            SessionExistsError: The id exists for (app, user), also when two creates race.
+        """
+        _check_name("app_name", app_name)
+        _check_name("user_id", user_id)
+        if session_id is None or session_id == "":
+            session_id = str(uuid.uuid4())
+        _check_name("session_id", session_id)
+        state = dict(state) if state is not None else {}
+        validate_state(state)
+        scoped = split_delta(state)
+        prepared = [
+            _prepare_event(event, app_name=app_name, user_id=user_id, session_id=session_id)
+            for event in (events or ())
+            if not event.partial
+        ]
+        now = time.time()
+        key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
+        q = self._q
+        async with self._dialect.writer() as conn, transaction(conn):
+            created = await conn.one(
+                q.insert_session, {**key, "state": dumps(scoped.session), "update_time": now}
+            )
+            if created is None:
+                raise SessionExistsError(
+                    f"session {session_id!r} already exists for app {app_name!r}, user {user_id!r}"
+                )
+            if scoped.app:
+                await conn.execute(
+                    q.merge_app_state,
+                    {"app_name": app_name, "delta": dumps(scoped.app), "update_time": now},
+                )
+            if scoped.user:
+                await conn.execute(
+                    q.merge_user_state,
+                    {**key, "delta": dumps(scoped.user), "update_time": now},
+                )
+            revision, update_time = 0, now
+            for item in prepared:
+                revision, update_time = await self._write_event(
+                    conn, item, session_id=session_id, revision=revision, update_time=update_time
+                )
+            scopes = await conn.one(q.get_scope_states, key)
+        assert scopes is not None
+        decode = self._dialect.decode_json
+        merged = merge_state(
+            decode(scopes["app_state"]) or {}, decode(scopes["user_state"]) or {}, scoped.session
+        )
+        for item in prepared:
+            merged.update(item.stored.actions.state_delta)
+        return Session(
+            id=session_id,
+            app_name=app_name,
+            user_id=user_id,
+            state=merged,
+            events=[item.stored for item in prepared],
+            last_update_time=update_time,
+            revision=revision,
+        )
+
+    async def _write_event(
+        self,
+        conn: Connection,
+        item: _PreparedEvent,
+        *,
+        session_id: str,
+        revision: int,
+        update_time: float,
+    ) -> tuple[int, float]:
+        """Insert one event and apply its deltas; the caller holds the session lock."""
+        seq = revision + 1
+        new_time = max(update_time, item.params["timestamp"])
+        try:
+            await conn.execute(
+                self._q.append_event, {**item.params, "seq": seq, "update_time": new_time}
+            )
+        except ConstraintError as exc:
+            raise InvalidArgumentError(
+                f"event id {item.stored.id!r} already exists in session {session_id!r}"
+            ) from exc
+        return seq, new_time
+
+    async def append_event(self, session: Session, event: Event) -> Event:
+        """Append an event and apply its state delta, atomically.
+
+        One transaction locks the session row, checks ``session.revision`` against the stored
+        one, inserts the event (``temp:`` keys removed from its delta), merges the app, user and
+        session deltas server-side and bumps the revision. Only after ``COMMIT`` is ``session``
+        advanced: its state gets the whole delta (temp keys included), its events the stored
+        event, its revision and ``last_update_time`` move on. On any failure ``session`` is
+        unchanged and nothing is stored. Partial events are returned untouched and not stored.
+
+        Args:
+            session: The caller's session, as returned by create/get or advanced by appends.
+            event: The event.
+
+        Returns:
+            The stored event (the argument itself when it had no temp keys).
+
+        Raises:
+            StaleSessionError: The stored revision differs: reload the session and retry.
+            SessionNotFoundError: The session does not exist (or was deleted).
+            InvalidArgumentError: Non-JSON state values, a duplicate event id, a bad event.
+        """
+        if event.partial:
+            return event
+        if not isinstance(session, Session):
+            raise InvalidArgumentError(
+                f"session must be an adk_sessions.Session, not {type(session).__name__}"
+            )
+        item = _prepare_event(
+            event, app_name=session.app_name, user_id=session.user_id, session_id=session.id
+        )
+        key = {"app_name": session.app_name, "user_id": session.user_id, "session_id": session.id}
+        async with self._dialect.writer() as conn, transaction(conn):
+            row = await conn.one(self._q.lock_session, key)
+            if row is None:
+                raise SessionNotFoundError(
+                    f"session {session.id!r} of app {session.app_name!r}, user "
+                    f"{session.user_id!r} does not exist"
+                )
+            if row["revision"] != session.revision:
+                raise StaleSessionError(
+                    f"session {session.id!r} is at revision {row['revision']} in storage but "
+                    f"{session.revision} in hand; reload it with get_session and retry"
+                )
+            revision, update_time = await self._write_event(
+                conn, item, session_id=session.id, revision=row["revision"],
+                update_time=row["update_time"],
+            )
+        session.state.update(event.actions.state_delta)
+        session.events.append(item.stored)
+        session.revision = revision
+        session.last_update_time = update_time
+        return item.stored
+
+    async def get_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        num_recent_events: int | None = None,
+        after: float | None = None,
+    ) -> Session | None:
+        """Read a session with merged state and (some of) its events, in append order.
+
+        Args:
+            app_name: The app.
+            user_id: The user.
+            session_id: The session id.
+            num_recent_events: Only the last N events (0: none, None: all). Costs O(N).
+            after: Only events with ``timestamp >= after``; with N, the last N of those.
+
+        Returns:
+            The session, or None when it does not exist (or belongs to another user).
+
+        Raises:
+            InvalidArgumentError: Empty names, a negative count, a non-numeric ``after``.
+        """
+        _check_name("app_name", app_name)
+        _check_name("user_id", user_id)
+        _check_name("session_id", session_id)
+        limit = _check_count("num_recent_events", num_recent_events)
+        if after is not None and (
+            isinstance(after, bool) or not isinstance(after, (int, float)) or math.isnan(after)
+        ):
+            raise InvalidArgumentError(f"after must be None or epoch seconds, got {after!r}")
+        key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
+        decode = self._dialect.decode_json
+        async with self._dialect.reader() as conn:
+            row = await conn.one(self._q.get_session, key)
+            if row is None:
+                return None
+            events: list[Event] = []
+            if limit != 0 and row["revision"] > 0:
+                rows = await conn.rows(
+                    self._q.get_events,
+                    {
+                        **key,
+                        "max_seq": row["revision"],
+                        "after": None if after is None else float(after),
+                        "limit": limit,
+                    },
+                )
+                events = events_from_rows(rows, decode)
+        return session_from_row(
+            row, app_name=app_name, user_id=user_id, session_id=session_id,
+            app_state=row["app_state"], user_state=row["user_state"], decode=decode,
+            events=events,
+        )
+
+    async def list_sessions(
+        self,
+        *,
+        app_name: str,
+        user_id: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> ListSessionsResponse:
+        """List sessions (merged state, no events), oldest update first, ties by (user_id, id).
+
+        Args:
+            app_name: The app.
+            user_id: Only this user's sessions; None for every user of the app.
+            page_size: At most this many (None: all). 0 gives an empty page with no token.
+            page_token: ``next_page_token`` of the previous page of the same query.
+
+        Returns:
+            The page and, when more sessions follow, the token for the next page.
+
+        Raises:
+            InvalidArgumentError: Empty names, a negative ``page_size``, a foreign token.
+        """
+        _check_name("app_name", app_name)
+        if user_id is not None:
+            _check_name("user_id", user_id)
+        size = _check_count("page_size", page_size)
+        if page_token is not None and not isinstance(page_token, str):
+            raise InvalidArgumentError(f"page_token must be a string, got {page_token!r}")
+        cursor = (
+            decode_token(page_token, app_name=app_name, user_filter=user_id)
+            if page_token
+            else _START
+        )
+        if size == 0:
+            return ListSessionsResponse(sessions=[], next_page_token=None)
+        params: dict[str, Any] = {
+            "app_name": app_name,
+            "after_time": cursor.update_time,
+            "after_id": cursor.session_id,
+            "limit": None if size is None else size + 1,
+        }
+        decode = self._dialect.decode_json
+        async with self._dialect.reader() as conn:
+            if user_id is None:
+                rows = await conn.rows(
+                    self._q.list_sessions, {**params, "after_user": cursor.user_id}
+                )
+                scopes = await conn.one(
+                    self._q.get_scope_states, {"app_name": app_name, "user_id": ""}
+                )
+            else:
+                rows = await conn.rows(self._q.list_user_sessions, {**params, "user_id": user_id})
+                scopes = await conn.one(
+                    self._q.get_scope_states, {"app_name": app_name, "user_id": user_id}
+                )
+        assert scopes is not None
+        more = size is not None and len(rows) > size
+        rows = rows[:size] if more else rows
+        app_state = scopes["app_state"]
+        sessions = [
+            session_from_row(
+                row, app_name=app_name, user_id=row["user_id"], session_id=row["id"],
+                app_state=app_state,
+                user_state=row["user_state"] if user_id is None else scopes["user_state"],
+                decode=decode,
+            )
+            for row in rows
+        ]
+        token = None
+        if more:
+            last = sessions[-1]
+            token = encode_token(
+                Cursor(
+                    app_name=app_name, user_filter=user_id, update_time=last.last_update_time,
+                    user_id=last.user_id, session_id=last.id,
+                )
+            )
+        return ListSessionsResponse(sessions=sessions, next_page_token=token)
+
+    async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
+        """Delete a session and its events; app and user state are kept. Missing: a no-op.
+
+        Args:
+            app_name: The app.
+            user_id: The user.
+            session_id: The session id.
+
+        Raises:
+            InvalidArgumentError: Empty names.
+        """
+        _check_name("app_name", app_name)
+        _check_name("user_id", user_id)
+        _check_name("session_id", session_id)
+        key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
+        async with self._dialect.writer() as conn, transaction(conn):
+            await conn.execute(self._q.delete_session, key)
+
+    async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
+        """Return the user scope, keys without the ``user:`` prefix (``{}`` when none).
+
+        Args:
+            app_name: The app.
+            user_id: The user.
+
+        Raises:
+            InvalidArgumentError: Empty names.
+        """
+        _check_name("app_name", app_name)
+        _check_name("user_id", user_id)
+        async with self._dialect.reader() as conn:
+            row = await conn.one(self._q.get_scope_states, {"app_name": app_name, "user_id": user_id})
+        assert row is not None
+        return dict(self._dialect.decode_json(row["user_state"]) or {})
+
+    async def get_app_state(self, *, app_name: str) -> dict[str, Any]:
+        """Return the app scope, keys without the ``app:`` prefix (``{}`` when none).
+
+        Args:
+            app_name: The app.
+
+        Raises:
+            InvalidArgumentError: An empty name.
+        """
+        _check_name("app_name", app_name)
+        async with self._dialect.reader() as conn:
+            row = await conn.one(self._q.get_scope_states, {"app_name": app_name, "user_id": ""})
+        assert row is not None
+        return dict(self._dialect.decode_json(row["app_state"]) or {})
