@@ -1,0 +1,138 @@
+"""Shared fixtures: real databases only (an SQLite file per test, a real PostgreSQL server).
+
+PostgreSQL comes from ``ADK_SESSIONS_TEST_PG_DSN`` if set, else a throwaway cluster started from
+binaries on the machine, else the ``pgserver`` package; without any of them the PostgreSQL tests
+skip, unless ``ADK_SESSIONS_REQUIRE_PG=1`` (set by ``.ci/run``) turns that into a failure.
+Async test modules set ``pytestmark = pytest.mark.anyio``; the backend is pinned to asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+import adk_sessions
+from adk_sessions import SessionService
+from adk_sessions._pgcluster import PostgresUnavailable, throwaway_postgres
+
+BACKENDS = ("sqlite", "postgres")
+_TABLES = "adk_events, adk_sessions, adk_user_states, adk_app_states"
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """asyncpg and aiosqlite run on asyncio only."""
+    return "asyncio"
+
+
+def _with_database(dsn: str, database: str) -> str:
+    parts = urllib.parse.urlsplit(dsn)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + database))
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """A DSN of the test PostgreSQL server (its maintenance database)."""
+    env = os.environ.get("ADK_SESSIONS_TEST_PG_DSN")
+    if env:
+        yield env
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            dsn = stack.enter_context(throwaway_postgres())
+        except PostgresUnavailable as exc:
+            if os.environ.get("ADK_SESSIONS_REQUIRE_PG") == "1":
+                pytest.fail(f"ADK_SESSIONS_REQUIRE_PG=1 but no PostgreSQL server: {exc}")
+            pytest.skip(f"no PostgreSQL server: {exc}")
+        yield dsn
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def _pg_databases(pg_dsn: str) -> Iterator[list[str]]:
+    created: list[str] = []
+    yield created
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            for name in created:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture
+def fresh_pg_database(
+    pg_dsn: str, _pg_databases: list[str]
+) -> Callable[[], Awaitable[str]]:
+    """A factory creating a new empty database on the test server; returns its URL."""
+
+    async def make() -> str:
+        name = f"adk_sessions_test_{os.getpid()}_{next(_counter)}"
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        _pg_databases.append(name)
+        return _with_database(pg_dsn, name)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def _pg_shared_url(pg_dsn: str, _pg_databases: list[str]) -> str:
+    """One database for the whole run, truncated before each test that uses it."""
+    name = f"adk_sessions_test_{os.getpid()}_shared"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    _pg_databases.append(name)
+    return _with_database(pg_dsn, name)
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database: a new SQLite file, or the truncated PostgreSQL one."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'sessions.db'}"
+    url: str = request.getfixturevalue("_pg_shared_url")
+
+    async def empty() -> None:
+        async with adk_sessions.connect(url):  # migrates on first use, so the tables exist
+            pass
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(f"TRUNCATE {_TABLES}")
+        finally:
+            await conn.close()
+
+    asyncio.run(empty())
+    return url
+
+
+@pytest.fixture
+async def service(db_url: str) -> AsyncIterator[SessionService]:
+    """An open service on an empty database of each backend."""
+    async with adk_sessions.connect(db_url) as svc:
+        yield svc
