@@ -7,7 +7,7 @@ every transaction boundary and never touches a driver directly.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -16,7 +16,7 @@ import anyio
 from ._queries import Migration, Queries, Query
 from .errors import StorageError
 
-__all__ = ("Connection", "ConstraintError", "Dialect", "Row", "transaction")
+__all__ = ("Connection", "ConstraintError", "Dialect", "Row", "Transaction", "transaction")
 
 Row = Mapping[str, Any]
 
@@ -102,25 +102,46 @@ class Dialect(abc.ABC):
         """Close every connection; idempotent."""
 
 
+class Transaction:
+    """The open transaction, as the body of :func:`transaction` sees it."""
+
+    __slots__ = ("_after_commit",)
+
+    def __init__(self) -> None:
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` right after ``COMMIT`` succeeds, before any cancellation lands.
+
+        Args:
+            callback: Synchronous, must not fail (it advances in-memory objects).
+        """
+        self._after_commit.append(callback)
+
+
 @asynccontextmanager
-async def transaction(conn: Connection) -> AsyncIterator[None]:
+async def transaction(conn: Connection) -> AsyncIterator[Transaction]:
     """Run the body in one transaction on ``conn``.
 
-    ``COMMIT`` runs shielded from cancellation, so a cancelled caller never leaves a commit half
-    known; on any failure or cancellation (a failed ``COMMIT`` included) ``ROLLBACK`` runs
-    shielded, with the dialect's timeout, and the exception propagates.
+    ``COMMIT`` and the ``after_commit`` callbacks run shielded from cancellation, so a cancelled
+    caller sees either nothing stored and nothing advanced, or both; on any failure or
+    cancellation (a failed ``COMMIT`` included) ``ROLLBACK`` runs shielded, with the dialect's
+    timeout, and the exception propagates.
 
     Args:
         conn: The connection, borrowed from :meth:`Dialect.writer`.
 
     Yields:
-        Nothing; the body runs inside the transaction.
+        The transaction, to register ``after_commit`` callbacks.
     """
+    tx = Transaction()
     await conn.begin()
     try:
-        yield
+        yield tx
         with anyio.CancelScope(shield=True):
             await conn.commit()
+            for callback in tx._after_commit:
+                callback()
     except BaseException:
         await conn.rollback()
         raise

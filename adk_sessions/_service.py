@@ -297,7 +297,7 @@ class SessionService:
             event, app_name=session.app_name, user_id=session.user_id, session_id=session.id
         )
         key = {"app_name": session.app_name, "user_id": session.user_id, "session_id": session.id}
-        async with self._dialect.writer() as conn, transaction(conn):
+        async with self._dialect.writer() as conn, transaction(conn) as tx:
             row = await conn.one(self._q.lock_session, key)
             if row is None:
                 raise SessionNotFoundError(
@@ -313,10 +313,14 @@ class SessionService:
                 conn, item, session_id=session.id, revision=row["revision"],
                 update_time=row["update_time"],
             )
-        session.state.update(event.actions.state_delta)
-        session.events.append(item.stored)
-        session.revision = revision
-        session.last_update_time = update_time
+
+            def advance() -> None:
+                session.state.update(event.actions.state_delta)
+                session.events.append(item.stored)
+                session.revision = revision
+                session.last_update_time = update_time
+
+            tx.after_commit(advance)
         return item.stored
 
     async def get_session(
