@@ -87,7 +87,11 @@ _TOKEN_VERSION = 1
 def encode_token(cursor: Cursor) -> str:
     """Encode a cursor as an opaque URL-safe page token."""
     payload = [
-        _TOKEN_VERSION, cursor.app_name, cursor.user_filter, cursor.update_time, cursor.user_id,
+        _TOKEN_VERSION,
+        cursor.app_name,
+        cursor.user_filter,
+        cursor.update_time,
+        cursor.user_id,
         cursor.session_id,
     ]
     raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
@@ -112,9 +116,7 @@ def decode_token(token: str, *, app_name: str, user_filter: str | None) -> Curso
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         version, app, user_filter_, update_time, user_id, session_id = json.loads(raw)
     except (TypeError, ValueError, binascii.Error) as exc:
-        raise InvalidArgumentError(
-            f"page_token {token!r} was not issued by list_sessions"
-        ) from exc
+        raise InvalidArgumentError(f"page_token {token!r} was not issued by list_sessions") from exc
     if (
         version != _TOKEN_VERSION
         or type(update_time) not in (int, float)
@@ -126,6 +128,9 @@ def decode_token(token: str, *, app_name: str, user_filter: str | None) -> Curso
             f"page_token {token!r} belongs to another query (app_name/user_id differ)"
         )
     return Cursor(
-        app_name=app, user_filter=user_filter_, update_time=float(update_time), user_id=user_id,
+        app_name=app,
+        user_filter=user_filter_,
+        update_time=float(update_time),
+        user_id=user_id,
         session_id=session_id,
     )

@@ -1,4 +1,4 @@
-"""Schema migrations: versioned scripts, each applied in its own transaction with its version row."""
+"""Schema migrations: versioned scripts, each applied in one transaction with its version row."""
 
 from __future__ import annotations
 

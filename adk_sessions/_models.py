@@ -43,7 +43,11 @@ class EventActions:
         Returns:
             A new dict; ``extra`` keys are merged in after the two delta fields.
         """
-        return {"state_delta": self.state_delta, "artifact_delta": self.artifact_delta, **self.extra}
+        return {
+            "state_delta": self.state_delta,
+            "artifact_delta": self.artifact_delta,
+            **self.extra,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EventActions:
@@ -89,7 +93,9 @@ class Event:
     extra: dict[str, Any] = attrs.field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the snake_case JSON form of google-adk's ``model_dump(mode="json", exclude_none=True)``.
+        """Return the snake_case JSON form google-adk's ``Event.model_dump`` gives.
+
+        That is ``model_dump(mode="json", exclude_none=True)``.
 
         Returns:
             A new dict; ``None`` fields are left out, ``extra`` keys merged in.

@@ -33,7 +33,7 @@ def find_pg_bindir() -> Path | None:
     candidates += sorted(
         glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True
     )
-    candidates += sorted(glob.glob("/usr/local/pgsql*/bin")) + ["/opt/homebrew/bin"]
+    candidates += [*sorted(glob.glob("/usr/local/pgsql*/bin")), "/opt/homebrew/bin"]
     for folder in candidates:
         path = Path(folder)
         if (path / "initdb").exists() and (path / "pg_ctl").exists():
@@ -59,20 +59,44 @@ def _from_binaries(bindir: Path, *, fsync: bool) -> Iterator[str]:
         shutil.chown(sockets, "postgres")
     run = {"check": True, "capture_output": True, "text": True}
     port = _free_port()
+    durable = "on" if fsync else "off"
     options = (
         f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c max_connections=200 "
-        f"-c fsync={'on' if fsync else 'off'} "
-        f"-c synchronous_commit={'on' if fsync else 'off'} -c full_page_writes={'on' if fsync else 'off'}"
+        f"-c fsync={durable} -c synchronous_commit={durable} -c full_page_writes={durable}"
     )
     try:
-        subprocess.run(  # noqa: PLW1510
-            [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-             "-E", "UTF8", "--locale=C", "--no-sync"],
+        subprocess.run(
+            [
+                *prefix,
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
             **run,  # type: ignore[call-overload]
         )
         subprocess.run(
-            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "-t", "60",
-             "-l", str(base / "server.log"), "start"],
+            [
+                *prefix,
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(base / "server.log"),
+                "start",
+            ],
             **run,  # type: ignore[call-overload]
         )
     except (OSError, subprocess.CalledProcessError) as exc:
@@ -84,7 +108,8 @@ def _from_binaries(bindir: Path, *, fsync: bool) -> Iterator[str]:
     finally:
         subprocess.run(
             [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-            check=False, capture_output=True,
+            check=False,
+            capture_output=True,
         )
         shutil.rmtree(base, ignore_errors=True)
 
@@ -92,14 +117,14 @@ def _from_binaries(bindir: Path, *, fsync: bool) -> Iterator[str]:
 @contextlib.contextmanager
 def _from_pgserver() -> Iterator[str]:
     try:
-        import pgserver
+        import pgserver  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
         raise PostgresUnavailable(
             "no PostgreSQL binaries found and the pgserver package is not installed "
             "(pip install 'adk-sessions[test]')"
         ) from exc
     base = tempfile.mkdtemp(prefix="adk-sessions-pgserver-")
-    server = pgserver.get_server(base, cleanup_mode="delete")
+    server = pgserver.get_server(base, cleanup_mode="delete")  # type: ignore[attr-defined,unused-ignore]
     try:
         yield str(server.get_uri())
     finally:

@@ -21,9 +21,18 @@ _ROLLBACK_TIMEOUT = 10.0
 _POOL_DEFAULTS: dict[str, Any] = {"min_size": 1, "max_size": 10}
 _POOL_OPTIONS = frozenset(
     {
-        "min_size", "max_size", "max_queries", "max_inactive_connection_lifetime", "timeout",
-        "command_timeout", "statement_cache_size", "max_cached_statement_lifetime",
-        "max_cacheable_statement_size", "server_settings", "ssl", "connect_timeout",
+        "min_size",
+        "max_size",
+        "max_queries",
+        "max_inactive_connection_lifetime",
+        "timeout",
+        "command_timeout",
+        "statement_cache_size",
+        "max_cached_statement_lifetime",
+        "max_cacheable_statement_size",
+        "server_settings",
+        "ssl",
+        "connect_timeout",
     }
 )
 
@@ -44,7 +53,9 @@ class _PgConnection(Connection):
         self._conn = conn
         self._dialect = dialect
 
-    async def _call(self, method: Callable[..., Any], query: Query, params: Mapping[str, Any]) -> Any:
+    async def _call(
+        self, method: Callable[..., Any], query: Query, params: Mapping[str, Any]
+    ) -> Any:
         self._dialect.round_trips += 1
         try:
             return await method(query.statements[0], *[params[name] for name in query.params])

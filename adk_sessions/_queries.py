@@ -113,7 +113,7 @@ def _tokens(sql: str) -> Iterator[tuple[str, str]]:
                     break
                 end += 1
             if end >= n:
-                raise SchemaError(f"unterminated quote in SQL: {sql[i:i + 40]!r}")
+                raise SchemaError(f"unterminated quote in SQL: {sql[i : i + 40]!r}")
             yield "text", sql[start:i]
             yield "quoted", sql[i : end + 1]
             i = start = end + 1
@@ -126,7 +126,7 @@ def _tokens(sql: str) -> Iterator[tuple[str, str]]:
         elif sql.startswith("/*", i):
             end = sql.find("*/", i + 2)
             if end < 0:
-                raise SchemaError(f"unterminated comment in SQL: {sql[i:i + 40]!r}")
+                raise SchemaError(f"unterminated comment in SQL: {sql[i : i + 40]!r}")
             yield "text", sql[start:i]
             yield "comment", sql[i : end + 2]
             i = start = end + 2
@@ -215,7 +215,10 @@ def parse_queries(text: str, *, positional: bool, source: str = "<sql>") -> dict
         if name in queries:
             raise SchemaError(f"{source}: query {name!r} is defined twice")
         queries[name] = Query(
-            name=name, kind=Kind(suffix), doc=" ".join(doc_lines), statements=statements,
+            name=name,
+            kind=Kind(suffix),
+            doc=" ".join(doc_lines),
+            statements=statements,
             params=params,
         )
     return queries

@@ -56,10 +56,14 @@ class _PreparedEvent:
 def _prepare_event(event: Event, *, app_name: str, user_id: str, session_id: str) -> _PreparedEvent:
     """Validate an event and build its stored form (no temp keys) and query parameters."""
     if not isinstance(event, Event):
-        raise InvalidArgumentError(f"event must be an adk_sessions.Event, not {type(event).__name__}")
+        raise InvalidArgumentError(
+            f"event must be an adk_sessions.Event, not {type(event).__name__}"
+        )
     _check_name("event.id", event.id)
     if not isinstance(event.timestamp, (int, float)) or not math.isfinite(event.timestamp):
-        raise InvalidArgumentError(f"event {event.id!r}: timestamp {event.timestamp!r} is not finite")
+        raise InvalidArgumentError(
+            f"event {event.id!r}: timestamp {event.timestamp!r} is not finite"
+        )
     delta = event.actions.state_delta
     validate_state(delta)
     stored_delta = without_temp(delta)
@@ -310,7 +314,10 @@ class SessionService:
                     f"{session.revision} in hand; reload it with get_session and retry"
                 )
             revision, update_time = await self._write_event(
-                conn, item, session_id=session.id, revision=row["revision"],
+                conn,
+                item,
+                session_id=session.id,
+                revision=row["revision"],
                 update_time=row["update_time"],
             )
 
@@ -374,8 +381,13 @@ class SessionService:
                 )
                 events = events_from_rows(rows, decode)
         return session_from_row(
-            row, app_name=app_name, user_id=user_id, session_id=session_id,
-            app_state=row["app_state"], user_state=row["user_state"], decode=decode,
+            row,
+            app_name=app_name,
+            user_id=user_id,
+            session_id=session_id,
+            app_state=row["app_state"],
+            user_state=row["user_state"],
+            decode=decode,
             events=events,
         )
 
@@ -440,7 +452,10 @@ class SessionService:
         app_state = scopes["app_state"]
         sessions = [
             session_from_row(
-                row, app_name=app_name, user_id=row["user_id"], session_id=row["id"],
+                row,
+                app_name=app_name,
+                user_id=row["user_id"],
+                session_id=row["id"],
                 app_state=app_state,
                 user_state=row["user_state"] if user_id is None else scopes["user_state"],
                 decode=decode,
@@ -452,8 +467,11 @@ class SessionService:
             last = sessions[-1]
             token = encode_token(
                 Cursor(
-                    app_name=app_name, user_filter=user_id, update_time=last.last_update_time,
-                    user_id=last.user_id, session_id=last.id,
+                    app_name=app_name,
+                    user_filter=user_id,
+                    update_time=last.last_update_time,
+                    user_id=last.user_id,
+                    session_id=last.id,
                 )
             )
         return ListSessionsResponse(sessions=sessions, next_page_token=token)
@@ -489,7 +507,9 @@ class SessionService:
         _check_name("app_name", app_name)
         _check_name("user_id", user_id)
         async with self._dialect.reader() as conn:
-            row = await conn.one(self._q.get_scope_states, {"app_name": app_name, "user_id": user_id})
+            row = await conn.one(
+                self._q.get_scope_states, {"app_name": app_name, "user_id": user_id}
+            )
         assert row is not None
         return dict(self._dialect.decode_json(row["user_state"]) or {})
 

@@ -159,7 +159,9 @@ class SqliteDialect(Dialect):
         self.round_trips = 0
 
     @staticmethod
-    async def _connect(path: str, options: Mapping[str, Any], *, writer: bool) -> aiosqlite.Connection:
+    async def _connect(
+        path: str, options: Mapping[str, Any], *, writer: bool
+    ) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
         try:
             conn.row_factory = sqlite3.Row

@@ -75,9 +75,7 @@ def _pg_databases(pg_dsn: str) -> Iterator[list[str]]:
 
 
 @pytest.fixture
-def fresh_pg_database(
-    pg_dsn: str, _pg_databases: list[str]
-) -> Callable[[], Awaitable[str]]:
+def fresh_pg_database(pg_dsn: str, _pg_databases: list[str]) -> Callable[[], Awaitable[str]]:
     """A factory creating a new empty database on the test server; returns its URL."""
 
     async def make() -> str:

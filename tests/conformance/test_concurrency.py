@@ -58,7 +58,8 @@ async def test_twenty_retrying_writers_lose_nothing(service: SessionService) -> 
         done = 0
         while done < per_writer:
             ev = Event(
-                author=f"w{i}", id=f"w{i}-{done}",
+                author=f"w{i}",
+                id=f"w{i}-{done}",
                 actions=EventActions(state_delta={f"w{i}": done, "last": f"w{i}-{done}"}),
             )
             try:
@@ -96,7 +97,9 @@ async def test_fifty_sessions_share_app_and_user_state(service: SessionService) 
     async def run(s: Session, i: int) -> None:
         for r in range(rounds):
             delta = {f"app:s{i}": r, f"user:s{i}": r, "mine": r, "app:shared": r}
-            await service.append_event(s, Event(author="a", actions=EventActions(state_delta=delta)))
+            await service.append_event(
+                s, Event(author="a", actions=EventActions(state_delta=delta))
+            )
 
     async with anyio.create_task_group() as tg:
         for i, s in enumerate(sessions):

@@ -103,7 +103,10 @@ async def test_num_recent_events_and_after(service: SessionService) -> None:
     s = await _new(service)
     for i in range(10):
         await service.append_event(s, _ev(timestamp=1000.0 + i, id=f"e{i}"))
-    ids = lambda sess: [e.id for e in sess.events]  # noqa: E731
+
+    def ids(sess: Session) -> list[str]:
+        return [e.id for e in sess.events]
+
     assert ids(await _reload(service, s, num_recent_events=3)) == ["e7", "e8", "e9"]
     assert ids(await _reload(service, s, num_recent_events=0)) == []
     assert len((await _reload(service, s, num_recent_events=None)).events) == 10
@@ -204,8 +207,16 @@ async def test_delta_is_shallow_and_none_is_stored(service: SessionService) -> N
 async def test_json_values_round_trip(service: SessionService) -> None:
     """State values of every JSON type come back equal, floats exactly."""
     values = {
-        "s": "ünï\n\"q\"", "i": 2**62, "neg": -7, "f": 0.1 + 0.2, "t": True, "fa": False,
-        "n": None, "l": [1, "2", [3.5]], "d": {"nested": {"deep": [None]}}, "empty": {},
+        "s": 'ünï\n"q"',
+        "i": 2**62,
+        "neg": -7,
+        "f": 0.1 + 0.2,
+        "t": True,
+        "fa": False,
+        "n": None,
+        "l": [1, "2", [3.5]],
+        "d": {"nested": {"deep": [None]}},
+        "empty": {},
     }
     s = await _new(service)
     await service.append_event(s, _ev(values))
@@ -219,14 +230,22 @@ async def test_event_fields_round_trip(service: SessionService) -> None:
     """Every Event field, extra keys and extra actions included, reloads equal."""
     s = await _new(service)
     ev = Event(
-        id="e-1", invocation_id="inv", author="bot", timestamp=123.25, branch="a.b",
+        id="e-1",
+        invocation_id="inv",
+        author="bot",
+        timestamp=123.25,
+        branch="a.b",
         content={"role": "model", "parts": [{"text": "hi"}, {"function_call": {"name": "f"}}]},
         actions=EventActions(
-            state_delta={"k": 1}, artifact_delta={"file.txt": 2},
+            state_delta={"k": 1},
+            artifact_delta={"file.txt": 2},
             extra={"transfer_to_agent": "other", "escalate": True},
         ),
-        extra={"turn_complete": True, "usage_metadata": {"total_token_count": 12},
-               "future_field": [1, 2]},
+        extra={
+            "turn_complete": True,
+            "usage_metadata": {"total_token_count": 12},
+            "future_field": [1, 2],
+        },
     )
     await service.append_event(s, ev)
     got = await _reload(service, s)

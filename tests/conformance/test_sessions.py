@@ -103,7 +103,9 @@ async def test_non_json_state_rejected_and_nothing_written(
     """Non-JSON state values raise InvalidArgumentError naming the key; nothing is stored."""
     with pytest.raises(InvalidArgumentError, match="bad_key"):
         await service.create_session(
-            app_name=APP, user_id=USER, session_id="s",
+            app_name=APP,
+            user_id=USER,
+            session_id="s",
             state={"app:a": 1, "bad_key": value},
         )
     assert await service.get_session(app_name=APP, user_id=USER, session_id="s") is None
@@ -113,7 +115,8 @@ async def test_non_json_state_rejected_and_nothing_written(
 async def test_state_split_into_scopes_and_temp_dropped(service: SessionService) -> None:
     """create_session stores app:/user: keys in their scopes, drops temp:, merges on read."""
     s = await service.create_session(
-        app_name=APP, user_id=USER,
+        app_name=APP,
+        user_id=USER,
         state={"k": "v", "app:a": 1, "user:u": [1, {"x": None}], "temp:t": 9},
     )
     assert s.state == {"k": "v", "app:a": 1, "user:u": [1, {"x": None}]}
@@ -168,7 +171,9 @@ async def _make_sessions(service: SessionService, n: int, users: int) -> list[tu
     keys = []
     for i in range(n):
         s = await service.create_session(
-            app_name=APP, user_id=f"u{i % users}", session_id=f"s{i:03d}",
+            app_name=APP,
+            user_id=f"u{i % users}",
+            session_id=f"s{i:03d}",
             state={"i": i, "user:name": f"u{i % users}"},
         )
         keys.append((s.user_id, s.id))
@@ -260,9 +265,7 @@ async def test_negative_counts_rejected(service: SessionService) -> None:
         await service.list_sessions(app_name=APP, page_size=-1)
     s = await service.create_session(app_name=APP, user_id=USER)
     with pytest.raises(InvalidArgumentError, match="num_recent_events"):
-        await service.get_session(
-            app_name=APP, user_id=USER, session_id=s.id, num_recent_events=-1
-        )
+        await service.get_session(app_name=APP, user_id=USER, session_id=s.id, num_recent_events=-1)
 
 
 async def test_create_with_events_is_one_transaction(service: SessionService) -> None:
