@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
 
 from ._connect import connect as connect
 from ._models import Event as Event
@@ -22,6 +23,6 @@ __all__ = (
 )
 
 try:
-    __version__: str = version("adk-sessions")
-except PackageNotFoundError:  # pragma: no cover - running from a checkout without install
+    __version__: str = _version("adk-sessions")
+except _PackageNotFoundError:  # pragma: no cover - running from a checkout without install
     __version__ = "0+unknown"

@@ -4,7 +4,9 @@ Grammar: a line ``-- name: <query_name><suffix>`` starts a query; the comment li
 are its doc; the statement (or, for SQLite, several ``;``-separated statements) follows. Suffixes:
 none = rows, ``^`` = one row or None, ``$`` = one value, ``!`` = execute, ``*!`` = executemany.
 Parameters are ``:name``; for PostgreSQL they are rewritten to ``$n`` once, here, at load time
-(``::type`` casts, quoted text, identifiers and comments are left alone).
+(``::type`` casts, quoted text, dollar-quoted bodies, identifiers and comments are left alone).
+Not supported (no shipped query needs them): ``E'...'`` strings with backslash escapes and
+array slices written ``a[x:y]`` without spaces (write ``a[x : y]``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = ("Kind", "Migration", "Queries", "Query", "load_migrations", "load_queries", "sql_root")
 
+# PostgreSQL dollar quoting: $$ ... $$ or $tag$ ... $tag$ (never a parameter placeholder).
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
 _NAME_LINE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)(\*!|\^|\$|!)?\s*$")
 
 
@@ -117,6 +121,14 @@ def _tokens(sql: str) -> Iterator[tuple[str, str]]:
             yield "text", sql[start:i]
             yield "quoted", sql[i : end + 1]
             i = start = end + 1
+        elif ch == "$" and (dollar := _DOLLAR_TAG.match(sql, i)):
+            tag = dollar.group()
+            end = sql.find(tag, i + len(tag))
+            if end < 0:
+                raise SchemaError(f"unterminated dollar quote in SQL: {sql[i : i + 40]!r}")
+            yield "text", sql[start:i]
+            yield "quoted", sql[i : end + len(tag)]
+            i = start = end + len(tag)
         elif sql.startswith("--", i):
             end = sql.find("\n", i)
             end = n if end < 0 else end

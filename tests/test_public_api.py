@@ -1,0 +1,141 @@
+"""The public surface: ``__all__`` both ways, the error hierarchy, the version, the wheel layout."""
+
+from __future__ import annotations
+import __future__
+
+import importlib.metadata
+import inspect
+from types import ModuleType
+
+import pytest
+
+import adk_sessions
+import adk_sessions.errors
+from adk_sessions._queries import sql_root
+from adk_sessions.errors import (
+    AdkSessionsError,
+    InvalidArgumentError,
+    SchemaError,
+    SessionExistsError,
+    SessionNotFoundError,
+    StaleSessionError,
+    StorageError,
+)
+
+MODULES = [adk_sessions, adk_sessions.errors]
+
+
+def _public_names(module: ModuleType) -> set[str]:
+    """Public attributes that are not submodules (nor ``from __future__`` compiler flags)."""
+    return {
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_")
+        and not inspect.ismodule(value)
+        and not isinstance(value, __future__._Feature)
+    }
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
+def test_all_names_exist(module: ModuleType) -> None:
+    """Every name in ``__all__`` is an attribute of the module, listed once."""
+    assert isinstance(module.__all__, tuple)
+    assert len(set(module.__all__)) == len(module.__all__)
+    missing = [name for name in module.__all__ if not hasattr(module, name)]
+    assert missing == []
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
+def test_public_attributes_are_in_all(module: ModuleType) -> None:
+    """Every public non-module attribute is listed in ``__all__`` (nothing leaks by accident)."""
+    assert sorted(_public_names(module) - set(module.__all__)) == []
+
+
+def test_pinned_names_exported() -> None:
+    """The names DESIGN.md §3 pins are exported from the top-level package."""
+    pinned = {"connect", "Session", "Event", "EventActions", "ListSessionsResponse", "__version__"}
+    assert pinned <= set(adk_sessions.__all__)
+    assert set(adk_sessions.errors.__all__) == {
+        "AdkSessionsError",
+        "SessionNotFoundError",
+        "SessionExistsError",
+        "StaleSessionError",
+        "InvalidArgumentError",
+        "SchemaError",
+        "StorageError",
+    }
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        SessionNotFoundError,
+        SessionExistsError,
+        StaleSessionError,
+        InvalidArgumentError,
+        SchemaError,
+        StorageError,
+    ],
+)
+def test_every_error_derives_from_the_root(error: type[Exception]) -> None:
+    """Every library error is an AdkSessionsError, itself a plain Exception."""
+    assert issubclass(error, AdkSessionsError)
+    assert issubclass(AdkSessionsError, Exception)
+    assert error.__module__ == "adk_sessions.errors"
+
+
+def test_stdlib_mixins() -> None:
+    """Not-found is a LookupError; stale and invalid-argument are ValueErrors (DESIGN §4.5)."""
+    assert issubclass(SessionNotFoundError, LookupError)
+    assert issubclass(StaleSessionError, ValueError)
+    assert issubclass(InvalidArgumentError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        SessionNotFoundError,
+        SessionExistsError,
+        StaleSessionError,
+        InvalidArgumentError,
+        SchemaError,
+        StorageError,
+    ],
+)
+def test_errors_are_distinct_leaves(error: type[Exception]) -> None:
+    """No library error is a subclass of another one (each names who must act)."""
+    others = {
+        SessionNotFoundError,
+        SessionExistsError,
+        StaleSessionError,
+        InvalidArgumentError,
+        SchemaError,
+        StorageError,
+    } - {error}
+    assert not any(issubclass(error, other) for other in others)
+
+
+def test_errors_without_a_mixin_are_not_value_or_lookup_errors() -> None:
+    """Exists, schema and storage errors are not caught by ``except (ValueError, LookupError)``."""
+    for error in (SessionExistsError, SchemaError, StorageError, AdkSessionsError):
+        assert not issubclass(error, (ValueError, LookupError)), error
+    assert not issubclass(SessionNotFoundError, ValueError)
+
+
+def test_version_from_metadata() -> None:
+    """``__version__`` is the installed distribution's version, not a string in the source."""
+    assert adk_sessions.__version__ == importlib.metadata.version("adk-sessions")
+    assert adk_sessions.__version__ != "0+unknown"
+
+
+def test_sql_root_holds_both_dialects() -> None:
+    """The sql folder the loader uses holds both dialects with their query and migration files."""
+    root = sql_root()
+    assert root.is_dir()
+    for dialect in ("postgres", "sqlite"):
+        folder = root / dialect
+        assert folder.is_dir(), dialect
+        assert any(e.name.endswith(".sql") for e in folder.iterdir()), dialect
+        migrations = folder / "migrations"
+        assert migrations.is_dir(), dialect
+        assert (migrations / "0001_initial.sql").is_file(), dialect
