@@ -1,0 +1,162 @@
+"""Command line: ``python -m benchmarks [--quick] [--pg-dsn DSN] ...``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import importlib.metadata
+import os
+import pathlib
+import platform
+import sqlite3
+import sys
+import time
+from typing import Any
+
+import anyio
+
+from . import _pg, _report
+from ._contenders import adk_wrapper_available, build_contenders
+from ._events import spec_size
+from ._runner import DEFAULT, QUICK, Progress, Sizes, run_backend, steps_per_backend
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for dist in ("adk-sessions", "google-adk", "sqlalchemy", "asyncpg", "aiosqlite", "anyio"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "checkout" if dist == "adk-sessions" else "not installed"
+    out["sqlite"] = sqlite3.sqlite_version
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="adk_sessions vs google-adk session services vs a raw driver floor.",
+    )
+    p.add_argument("--quick", action="store_true", help="small sizes, 3 rounds (under a minute)")
+    p.add_argument("--pg-dsn", help="PostgreSQL server to use (default: a throwaway cluster)")
+    p.add_argument("--backends", default="sqlite,postgres", help="comma list (default: both)")
+    p.add_argument(
+        "--contenders",
+        help="comma list of ours, ours-adk, adk-db, adk-sqlite, floor (default: all available)",
+    )
+    p.add_argument("--rounds", type=int, help="repetitions per workload (median reported)")
+    p.add_argument("--pool-size", type=int, default=10, help="PostgreSQL connections per contender")
+    p.add_argument("--no-growth", action="store_true", help="skip the 100 vs 100,000 events part")
+    p.add_argument(
+        "--output",
+        default=None,
+        help="path prefix for the .json and .png (default: bench-results/run-<time>)",
+    )
+    p.add_argument("--no-chart", action="store_true", help="do not draw the PNG")
+    return p
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    sizes = QUICK if args.quick else DEFAULT
+    if args.rounds:
+        sizes = Sizes(**{**_asdict(sizes), "rounds": args.rounds})
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    only = set(args.contenders.split(",")) if args.contenders else None
+    run: dict[str, Any] = {
+        "meta": {
+            "mode": "quick" if args.quick else "default",
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "versions": _versions(),
+            "event_bytes": spec_size(),
+            "sizes": _asdict(sizes),
+            "pool_size": args.pool_size,
+            "ours_adk": adk_wrapper_available(),
+            "durability": {},
+        },
+        "backends": {},
+    }
+    if not run["meta"]["ours_adk"]:
+        print(
+            "note: adk_sessions.adk not importable; AdkSessionService is not measured",
+            file=sys.stderr,
+        )
+    total = 0
+    for b in backends:
+        classes = build_contenders(b, only)
+        n_growth = 0 if args.no_growth else sum(1 for c in classes if c.growth)
+        total += steps_per_backend(sizes, len(classes), n_growth)
+    progress = Progress(total)
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        for backend in backends:
+            admin: str | None = None
+            if backend == "postgres":
+                progress.step("postgres · starting server", advance=False)
+                admin, source = stack.enter_context(_pg.pg_server(args.pg_dsn))
+                settings = await _pg.durability_settings(admin, enforce=args.pg_dsn is None)
+                run["meta"]["durability"]["postgres"] = {"server": source, **settings}
+                if settings["fsync"] != "on" or settings["synchronous_commit"] != "on":
+                    print(
+                        "WARNING: PostgreSQL runs without fsync/synchronous_commit; commit "
+                        "costs are not durable ones",
+                        file=sys.stderr,
+                    )
+            else:
+                run["meta"]["durability"]["sqlite"] = {
+                    "sqlite": sqlite3.sqlite_version,
+                    "pragmas": "journal_mode=WAL, synchronous=NORMAL, foreign_keys=ON (all)",
+                }
+            run["backends"][backend] = await run_backend(
+                backend,
+                sizes,
+                admin_dsn=admin,
+                pool_size=args.pool_size,
+                only=only,
+                progress=progress,
+                growth=not args.no_growth,
+            )
+    progress.finish()
+    run["meta"]["seconds"] = round(time.perf_counter() - started, 1)
+    run["targets"] = _report.targets(run)
+    return run
+
+
+def _asdict(sizes: Sizes) -> dict[str, Any]:
+    import attrs
+
+    return attrs.asdict(sizes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and write the report.
+
+    Args:
+        argv: Arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status (0; a missed target is a result, not a failure).
+    """
+    args = _parser().parse_args(argv)
+    run = anyio.run(_main, args)
+    prefix = pathlib.Path(
+        args.output or f"bench-results/run-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    )
+    json_path = prefix.with_suffix(".json")
+    png_path = prefix.with_suffix(".png")
+    print(_report.render(run))
+    _report.write_json(run, json_path)
+    print(f"\nJSON: {json_path}  ({run['meta']['seconds']}s)")
+    if not args.no_chart:
+        if _report.chart(run, png_path):
+            print(f"chart: {png_path}")
+        else:
+            print("chart: skipped (pip install matplotlib, or the 'bench' extra)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""The report: terminal tables with ratios, the targets, a JSON file and a PNG chart."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+from ._runner import WORKLOADS, Sizes, describe
+
+__all__ = ("chart", "render", "targets", "write_json")
+
+ORDER = ("ours", "ours-adk", "adk-db", "adk-sqlite", "floor")
+# (numerator, denominator) columns of the ratio table.
+RATIOS = (
+    ("ours", "adk-db"),
+    ("ours-adk", "adk-db"),
+    ("ours", "adk-sqlite"),
+    ("ours-adk", "adk-sqlite"),
+    ("ours", "floor"),
+)
+
+
+def _ops(backend: dict[str, Any], workload: str, key: str) -> float | None:
+    stats = backend["results"].get(workload, {}).get(key)
+    if not stats or "error" in stats:
+        return None
+    return float(stats["ops_per_s"])
+
+
+def _ratio(backend: dict[str, Any], workload: str, num: str, den: str) -> float | None:
+    a, b = _ops(backend, workload, num), _ops(backend, workload, den)
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def _fmt_ops(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.0f}" if v >= 100 else f"{v:,.1f}"
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for n, row in enumerate(rows):
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        out.append("  ".join(cells))
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def render(run: dict[str, Any]) -> str:
+    """Return the terminal report.
+
+    Args:
+        run: The whole result document.
+
+    Returns:
+        Text: per backend a throughput table with ratios, a latency table, the growth
+        numbers, errors; then the targets.
+    """
+    sizes = Sizes(**run["meta"]["sizes"])
+    lines: list[str] = []
+    meta = run["meta"]
+    lines.append(
+        f"adk_sessions benchmark ({meta['mode']}), {meta['cpus']} CPUs, Python {meta['python']}, "
+        f"event ~{meta['event_bytes']} bytes JSON, median of {sizes.rounds} rounds"
+    )
+    for backend, data in run["backends"].items():
+        keys = [k for k in ORDER if k in data["contenders"]]
+        lines.append("")
+        lines.append(f"== {backend} ==")
+        for k, v in meta["durability"].get(backend, {}).items():
+            lines.append(f"  {k}: {v}")
+        for k in keys:
+            info = data["contenders"][k]
+            settings = "; ".join(f"{a}={b}" for a, b in info["settings"].items())
+            lines.append(f"  {k:<10} {info['title']}  [{settings}]")
+        lines.append("")
+        ratios = [(a, b) for a, b in RATIOS if a in keys and b in keys]
+        header = ["ops/s", *keys, *[f"{a}/{b}" for a, b in ratios]]
+        rows = [header]
+        for w in WORKLOADS:
+            row = [describe(w, sizes)]
+            row += [_fmt_ops(_ops(data, w, k)) for k in keys]
+            for a, b in ratios:
+                r = _ratio(data, w, a, b)
+                row.append("-" if r is None else f"{r:.2f}x")
+            rows.append(row)
+        lines.append(_table(rows))
+        lines.append("")
+        rows = [["latency ms p50 / p99", *keys]]
+        for w in ("append_seq", "append_conc", "get_full", "get_recent"):
+            row = [describe(w, sizes)]
+            for k in keys:
+                s = data["results"][w].get(k, {})
+                row.append(f"{s['p50_ms']:.2f} / {s['p99_ms']:.2f}" if "p50_ms" in s else "-")
+            rows.append(row)
+        lines.append(_table(rows))
+        growth = data.get("growth") or {}
+        if "error" in growth:
+            lines.append(f"\n  growth: ERROR {growth['error']}")
+        elif growth:
+            lines.append("")
+            rows = [
+                [
+                    f"growth {sizes.small:,} vs {sizes.big:,} events",
+                    "append ms",
+                    "ratio",
+                    "last-20 read ms",
+                    "ratio",
+                    "tracemalloc peak",
+                    "ratio",
+                ]
+            ]
+            for k, g in growth.items():
+                a, rd, al = g["append_ms"], g["read_recent20_ms"], g["alloc_peak_bytes"]
+                rows.append(
+                    [
+                        k,
+                        f"{a['small']:.3f} / {a['big']:.3f}",
+                        f"{g['append_ratio']:.2f}x",
+                        f"{rd['small']:.3f} / {rd['big']:.3f}",
+                        f"{g['read_ratio']:.2f}x",
+                        f"{al['small'] / 1024:.1f} / {al['big'] / 1024:.1f} KiB",
+                        f"{g['alloc_ratio']:.2f}x",
+                    ]
+                )
+            lines.append(_table(rows))
+        errors = [
+            f"  {k} {w}: {s['error']}"
+            for w, per in data["results"].items()
+            for k, s in per.items()
+            if "error" in s
+        ]
+        if errors:
+            lines.append("\nerrors:")
+            lines.extend(errors)
+    lines.append("")
+    lines.append("== targets ==")
+    rows = [["target", "measured", "wanted", "result"]]
+    for t in run["targets"]:
+        m = "-" if t["measured"] is None else f"{t['measured']:.2f}x"
+        rows.append([t["name"], m, f"{t['op']} {t['threshold']}x", t["status"]])
+    lines.append(_table(rows))
+    return "\n".join(lines)
+
+
+def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """Evaluate the issue's targets on a run.
+
+    Args:
+        run: The result document (``backends`` filled in).
+
+    Returns:
+        One dict per target: ``name``, ``measured``, ``op``, ``threshold``, ``status``
+        (``PASS``, ``MISS`` or ``n/a`` when a side did not run).
+    """
+    out: list[dict[str, Any]] = []
+
+    def add(name: str, value: float | None, threshold: float, op: str = ">=") -> None:
+        if value is None:
+            status = "n/a"
+        elif op == ">=":
+            status = "PASS" if value >= threshold else "MISS"
+        else:
+            status = "PASS" if value <= threshold else "MISS"
+        out.append(
+            {"name": name, "measured": value, "op": op, "threshold": threshold, "status": status}
+        )
+
+    b = run["backends"]
+    pg, sl = b.get("postgres"), b.get("sqlite")
+    if pg:
+        add(
+            "postgres append sequential: ours / adk-db",
+            _ratio(pg, "append_seq", "ours", "adk-db"),
+            4,
+        )
+        add(
+            "postgres append 32 tasks: ours / adk-db",
+            _ratio(pg, "append_conc", "ours", "adk-db"),
+            6,
+        )
+        add(
+            "postgres append sequential: ours / floor",
+            _ratio(pg, "append_seq", "ours", "floor"),
+            0.9,
+        )
+        add(
+            "postgres append 32 tasks: ours / floor",
+            _ratio(pg, "append_conc", "ours", "floor"),
+            0.9,
+        )
+    for name, data in (("postgres", pg), ("sqlite", sl)):
+        if not data:
+            continue
+        add(f"{name} get_session all: ours / adk-db", _ratio(data, "get_full", "ours", "adk-db"), 4)
+        add(
+            f"{name} get_session all: ours-adk / adk-db",
+            _ratio(data, "get_full", "ours-adk", "adk-db"),
+            2,
+        )
+        add(
+            f"{name} get_session last 20: ours / adk-db",
+            _ratio(data, "get_recent", "ours", "adk-db"),
+            6,
+        )
+        add(f"{name} list_sessions: ours / adk-db", _ratio(data, "list", "ours", "adk-db"), 15)
+    if sl:
+        add(
+            "sqlite append sequential: ours / adk-sqlite",
+            _ratio(sl, "append_seq", "ours", "adk-sqlite"),
+            3,
+        )
+        add(
+            "sqlite append 32 tasks: ours / adk-sqlite",
+            _ratio(sl, "append_conc", "ours", "adk-sqlite"),
+            3,
+        )
+    for name, data in (("postgres", pg), ("sqlite", sl)):
+        g = ((data or {}).get("growth") or {}).get("ours")
+        if not data:
+            continue
+        label = f"{run['meta']['sizes']['big']:,} vs {run['meta']['sizes']['small']:,}"
+        add(f"{name} append at {label} events (time)", g and g["append_ratio"], 1.2, "<=")
+        add(f"{name} last-20 read at {label} events (time)", g and g["read_ratio"], 1.2, "<=")
+        add(f"{name} last-20 read at {label} (tracemalloc peak)", g and g["alloc_ratio"], 1.2, "<=")
+    return out
+
+
+def write_json(run: dict[str, Any], path: pathlib.Path) -> None:
+    """Write the result document.
+
+    Args:
+        run: The result document.
+        path: Where.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(run, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def chart(run: dict[str, Any], path: pathlib.Path) -> bool:
+    """Draw throughput per workload, one panel per backend (log scale).
+
+    Args:
+        run: The result document.
+        path: The PNG to write.
+
+    Returns:
+        ``False`` when matplotlib is not installed (the chart is skipped).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    sizes = Sizes(**run["meta"]["sizes"])
+    backends = list(run["backends"].items())
+    fig, axes = plt.subplots(1, len(backends), figsize=(7.5 * len(backends), 6.5), squeeze=False)
+    colors = {
+        "ours": "#1f77b4",
+        "ours-adk": "#6baed6",
+        "adk-db": "#d62728",
+        "adk-sqlite": "#ff9896",
+        "floor": "#7f7f7f",
+    }
+    for ax, (backend, data) in zip(axes[0], backends, strict=True):
+        keys = [k for k in ORDER if k in data["contenders"]]
+        workloads = list(WORKLOADS)
+        height = 0.8 / max(len(keys), 1)
+        for i, k in enumerate(keys):
+            ys = [n + i * height for n in range(len(workloads))]
+            xs = [_ops(data, w, k) or 0 for w in workloads]
+            ax.barh(
+                ys, xs, height=height, label=data["contenders"][k]["title"], color=colors.get(k)
+            )
+        ax.set_yticks([n + 0.4 - height / 2 for n in range(len(workloads))])
+        ax.set_yticklabels([describe(w, sizes) for w in workloads], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set_xlabel("operations per second (log scale, higher is better)")
+        ax.set_title(f"{backend}: median of {sizes.rounds} rounds")
+        ax.grid(axis="x", which="both", alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
