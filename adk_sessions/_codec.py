@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -39,31 +39,34 @@ def session_from_row(
     app_name: str,
     session_id: str,
     user_id: str,
-    app_state: Any,
-    user_state: Any,
+    app_state: Mapping[str, Any],
+    user_state: Mapping[str, Any],
     decode: Decode,
     events: list[Event] | None = None,
 ) -> Session:
-    """Build a session from a sessions row and its (still encoded) scope states.
+    """Build a session from a sessions row and its decoded scope states.
 
     Args:
         row: A row with ``state``, ``update_time`` and ``revision``.
         app_name: The app.
         session_id: The session id.
         user_id: The user.
-        app_state: The app scope as the driver returned it (None when absent).
-        user_state: The user scope as the driver returned it (None when absent).
+        app_state: The app scope, decoded (``{}`` when absent).
+        user_state: The user scope, decoded (``{}`` when absent).
         decode: The dialect's JSON decoder.
         events: The events, if read.
 
     Returns:
         The session with merged state.
     """
+    state = decode(row["state"])
+    if app_state or user_state:
+        state = merge_state(app_state, user_state, state)
     return Session(
         id=session_id,
         app_name=app_name,
         user_id=user_id,
-        state=merge_state(decode(app_state) or {}, decode(user_state) or {}, decode(row["state"])),
+        state=state,
         events=events if events is not None else [],
         last_update_time=row["update_time"],
         revision=row["revision"],

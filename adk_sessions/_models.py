@@ -136,7 +136,9 @@ class Event:
             branch=data.get("branch"),
             content=data.get("content"),
             actions=EventActions.from_dict(actions) if actions else EventActions(),
-            extra={k: v for k, v in data.items() if k not in _EVENT_KEYS},
+            extra={}
+            if data.keys() <= _EVENT_KEYS
+            else {k: v for k, v in data.items() if k not in _EVENT_KEYS},
         )
 
 

@@ -385,8 +385,8 @@ class SessionService:
             app_name=app_name,
             user_id=user_id,
             session_id=session_id,
-            app_state=row["app_state"],
-            user_state=row["user_state"],
+            app_state=decode(row["app_state"]) or {},
+            user_state=decode(row["user_state"]) or {},
             decode=decode,
             events=events,
         )
@@ -449,19 +449,27 @@ class SessionService:
         assert scopes is not None
         more = size is not None and len(rows) > size
         rows = rows[:size] if more else rows
-        app_state = scopes["app_state"]
-        sessions = [
-            session_from_row(
-                row,
-                app_name=app_name,
-                user_id=row["user_id"],
-                session_id=row["id"],
-                app_state=app_state,
-                user_state=row["user_state"] if user_id is None else scopes["user_state"],
-                decode=decode,
+        app_state = decode(scopes["app_state"]) or {}
+        # Each user's scope is decoded once, however many of their sessions the page holds.
+        user_states: dict[str, dict[str, Any]] = {}
+        if user_id is not None:
+            user_states[user_id] = decode(scopes["user_state"]) or {}
+        sessions = []
+        for row in rows:
+            owner = row["user_id"]
+            if owner not in user_states:
+                user_states[owner] = decode(row["user_state"]) or {}
+            sessions.append(
+                session_from_row(
+                    row,
+                    app_name=app_name,
+                    user_id=owner,
+                    session_id=row["id"],
+                    app_state=app_state,
+                    user_state=user_states[owner],
+                    decode=decode,
+                )
             )
-            for row in rows
-        ]
         token = None
         if more:
             last = sessions[-1]
