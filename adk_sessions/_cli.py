@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import anyio
 
-from . import __version__
+from . import __version__, _serve
 from ._connect import DEFAULT_URL, connect, redact
 from ._models import Event, EventActions, Session
 from ._service import SessionService
@@ -131,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("url", help="database URL")
     p = sub.add_parser("demo", help="write a short multi-user conversation and print it back")
     p.add_argument("url", nargs="?", default=DEFAULT_URL, help=f"database URL ({DEFAULT_URL})")
+    _serve.add_serve_parser(sub)
     return parser
 
 
@@ -144,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status.
     """
     args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve.serve_command(args)
     commands = {"migrate": _migrate, "status": _status, "demo": _demo}
     try:
         return anyio.run(commands[args.command], args.url)

@@ -29,11 +29,21 @@ __all__ = ("SessionService",)
 _START = Cursor(app_name="", user_filter=None, update_time=-math.inf, user_id="", session_id="")
 
 
+# Names and ids are limited so that (app, user, id) always fits a PostgreSQL btree entry.
+MAX_ID_BYTES = 512
+
+
 def _check_name(what: str, value: object) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidArgumentError(f"{what} must be a non-empty string, got {value!r}")
     if "\x00" in value:
         raise InvalidArgumentError(f"{what} {value!r} contains NUL (\\x00)")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidArgumentError(f"{what} {value!r} is not valid Unicode text") from exc
+    if size > MAX_ID_BYTES:
+        raise InvalidArgumentError(f"{what} is {size} bytes long; at most {MAX_ID_BYTES} allowed")
     return value
 
 
@@ -72,7 +82,7 @@ def _prepare_event(event: Event, *, app_name: str, user_id: str, session_id: str
         stored = attrs.evolve(event, actions=attrs.evolve(event.actions, state_delta=stored_delta))
     try:
         encoded = dumps(stored.to_dict())
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidArgumentError(f"event {event.id!r} is not JSON-serialisable: {exc}") from exc
     scoped = split_delta(stored_delta)
     params = {

@@ -251,3 +251,16 @@ async def test_event_fields_round_trip(service: SessionService) -> None:
     got = await _reload(service, s)
     assert got.events == [ev]
     assert Event.from_dict(ev.to_dict()) == ev
+
+
+async def test_deeply_nested_content_rejected(service: SessionService) -> None:
+    """Event content nested beyond the JSON encoder's depth raises InvalidArgumentError."""
+    s = await _new(service)
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(5000):
+        node["x"] = {}
+        node = node["x"]
+    with pytest.raises(InvalidArgumentError):
+        await service.append_event(s, _ev(content=deep))
+    assert (await _reload(service, s)).revision == 0

@@ -278,3 +278,14 @@ async def test_create_with_events_is_one_transaction(service: SessionService) ->
     with pytest.raises(InvalidArgumentError, match="same"):
         await service.create_session(app_name=APP, user_id=USER, session_id="bad", events=dup)
     assert await service.get_session(app_name=APP, user_id=USER, session_id="bad") is None
+
+
+async def test_overlong_ids_rejected_alike(service: SessionService) -> None:
+    """Ids over 512 UTF-8 bytes raise InvalidArgumentError on every backend; 512 is fine."""
+    ok = "é" * 256  # 512 bytes
+    await service.create_session(app_name=APP, user_id=USER, session_id=ok)
+    with pytest.raises(InvalidArgumentError, match="session_id"):
+        await service.create_session(app_name=APP, user_id=USER, session_id=ok + "x")
+    with pytest.raises(InvalidArgumentError, match="user_id"):
+        await service.get_session(app_name=APP, user_id="u" * 513, session_id="s")
+    assert [s.id for s in (await service.list_sessions(app_name=APP)).sessions] == [ok]
