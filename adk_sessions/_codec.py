@@ -12,7 +12,6 @@ import attrs
 
 from ._dialect import Row
 from ._models import Event, Session
-from ._state import merge_state
 from .errors import InvalidArgumentError
 
 __all__ = ("Cursor", "decode_token", "encode_token", "events_from_rows", "session_from_row")
@@ -39,20 +38,19 @@ def session_from_row(
     app_name: str,
     session_id: str,
     user_id: str,
-    app_state: Mapping[str, Any],
-    user_state: Mapping[str, Any],
+    scopes: Mapping[str, Any],
     decode: Decode,
     events: list[Event] | None = None,
 ) -> Session:
-    """Build a session from a sessions row and its decoded scope states.
+    """Build a session from a sessions row and its app/user scopes.
 
     Args:
         row: A row with ``state``, ``update_time`` and ``revision``.
         app_name: The app.
         session_id: The session id.
         user_id: The user.
-        app_state: The app scope, decoded (``{}`` when absent).
-        user_state: The user scope, decoded (``{}`` when absent).
+        scopes: The ``app:``/``user:`` keys (:func:`prefixed_scopes`), laid over the session's
+            own state; the session keeps references to their values.
         decode: The dialect's JSON decoder.
         events: The events, if read.
 
@@ -60,8 +58,7 @@ def session_from_row(
         The session with merged state.
     """
     state = decode(row["state"])
-    if app_state or user_state:
-        state = merge_state(app_state, user_state, state)
+    state.update(scopes)
     return Session(
         id=session_id,
         app_name=app_name,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, NoReturn
@@ -12,6 +11,7 @@ import asyncpg
 
 from ._dialect import Connection, ConstraintError, Dialect, Row
 from ._queries import Query, load_migrations, load_queries
+from ._state import loads
 from .errors import InvalidArgumentError, StorageError
 
 __all__ = ("PostgresDialect",)
@@ -115,7 +115,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     # The service encodes JSON itself (validated, compact) and passes text; rows decode to Python.
     for type_name in ("json", "jsonb"):
         await conn.set_type_codec(
-            type_name, schema="pg_catalog", encoder=str, decoder=json.loads, format="text"
+            type_name, schema="pg_catalog", encoder=str, decoder=loads, format="text"
         )
 
 

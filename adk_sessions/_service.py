@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 import uuid
@@ -15,7 +16,14 @@ from . import _migrations
 from ._codec import Cursor, decode_token, encode_token, events_from_rows, session_from_row
 from ._dialect import Connection, ConstraintError, Dialect, transaction
 from ._models import Event, ListSessionsResponse, Session
-from ._state import dumps, merge_state, split_delta, validate_state, without_temp
+from ._state import (
+    dumps,
+    merge_state,
+    prefixed_scopes,
+    split_delta,
+    validate_state,
+    without_temp,
+)
 from .errors import (
     InvalidArgumentError,
     SessionExistsError,
@@ -395,8 +403,7 @@ class SessionService:
             app_name=app_name,
             user_id=user_id,
             session_id=session_id,
-            app_state=decode(row["app_state"]) or {},
-            user_state=decode(row["user_state"]) or {},
+            scopes=prefixed_scopes(decode(row["app_state"]) or {}, decode(row["user_state"]) or {}),
             decode=decode,
             events=events,
         )
@@ -460,23 +467,25 @@ class SessionService:
         more = size is not None and len(rows) > size
         rows = rows[:size] if more else rows
         app_state = decode(scopes["app_state"]) or {}
-        # Each user's scope is decoded once, however many of their sessions the page holds.
-        user_states: dict[str, dict[str, Any]] = {}
-        if user_id is not None:
-            user_states[user_id] = decode(scopes["user_state"]) or {}
+        # Each user's scopes are decoded once per page, however many sessions they own; nested
+        # values are copied per session so that no two sessions share a mutable object.
+        overlays: dict[str, tuple[dict[str, Any], bool]] = {}
         sessions = []
         for row in rows:
             owner = row["user_id"]
-            if owner not in user_states:
-                user_states[owner] = decode(row["user_state"]) or {}
+            if owner not in overlays:
+                user_state = scopes["user_state"] if user_id is not None else row["user_state"]
+                overlay = prefixed_scopes(app_state, decode(user_state) or {})
+                nested = any(isinstance(v, (dict, list)) for v in overlay.values())
+                overlays[owner] = (overlay, nested)
+            overlay, nested = overlays[owner]
             sessions.append(
                 session_from_row(
                     row,
                     app_name=app_name,
                     user_id=owner,
                     session_id=row["id"],
-                    app_state=app_state,
-                    user_state=user_states[owner],
+                    scopes=copy.deepcopy(overlay) if nested else overlay,
                     decode=decode,
                 )
             )

@@ -9,7 +9,6 @@ reads too (a second connection would see another, empty database).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -20,7 +19,7 @@ import anyio
 
 from ._dialect import Connection, ConstraintError, Dialect, Row
 from ._queries import Query, load_migrations, load_queries
-from ._state import dumps
+from ._state import dumps, loads
 from .errors import InvalidArgumentError, StorageError
 
 __all__ = ("SqliteDialect",)
@@ -36,8 +35,8 @@ def _merge(state: str | None, delta: str | None) -> str | None:
         return state
     if state is None or state == "{}":
         return delta
-    merged = json.loads(state)
-    merged.update(json.loads(delta))
+    merged = loads(state)
+    merged.update(loads(delta))
     return dumps(merged)
 
 
@@ -232,7 +231,7 @@ class SqliteDialect(Dialect):
         return self._use(self._writer)
 
     def decode_json(self, value: Any) -> Any:
-        return None if value is None else json.loads(value)
+        return None if value is None else loads(value)
 
     async def close(self) -> None:
         await self._writer.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -22,9 +22,28 @@ TEMP_PREFIX = "temp:"
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
+# The decoder's C scanner; typeshed does not declare the attribute.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
 def dumps(value: Any) -> str:
     """Encode validated JSON compactly (the one encoder used for everything stored)."""
     return _ENCODER.encode(value)
+
+
+def loads(text: str) -> Any:
+    """Decode JSON text read back from the database.
+
+    The C scanner is called directly (``json.loads`` adds two regex passes for surrounding
+    whitespace); text that is not one bare JSON value goes through ``json.loads`` and its errors.
+    """
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
 
 
 def _check(value: Any, key: str, depth: int = 0) -> None:
@@ -120,6 +139,21 @@ def without_temp(delta: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in delta.items() if not k.startswith(TEMP_PREFIX)}
 
 
+def prefixed_scopes(app: Mapping[str, Any], user: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the app and user scopes with their prefixes put back, as one dict.
+
+    Args:
+        app: The app scope, keys without prefix.
+        user: The user scope, keys without prefix.
+
+    Returns:
+        A new dict of ``app:``/``user:`` keys.
+    """
+    overlay = {APP_PREFIX + key: value for key, value in app.items()}
+    overlay.update({USER_PREFIX + key: value for key, value in user.items()})
+    return overlay
+
+
 def merge_state(
     app: Mapping[str, Any], user: Mapping[str, Any], session: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -135,9 +169,4 @@ def merge_state(
     Returns:
         A new merged dict.
     """
-    merged = dict(session)
-    for key, value in app.items():
-        merged[APP_PREFIX + key] = value
-    for key, value in user.items():
-        merged[USER_PREFIX + key] = value
-    return merged
+    return {**session, **prefixed_scopes(app, user)}

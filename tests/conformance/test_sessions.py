@@ -289,3 +289,13 @@ async def test_overlong_ids_rejected_alike(service: SessionService) -> None:
     with pytest.raises(InvalidArgumentError, match="user_id"):
         await service.get_session(app_name=APP, user_id="u" * 513, session_id="s")
     assert [s.id for s in (await service.list_sessions(app_name=APP)).sessions] == [ok]
+
+
+async def test_listed_sessions_do_not_share_nested_state(service: SessionService) -> None:
+    """Sessions of one list page hold their own copies of nested app/user values."""
+    await service.create_session(app_name=APP, user_id=USER, state={"app:cfg": {"n": [1]}})
+    await service.create_session(app_name=APP, user_id=USER, state={"user:tags": ["a"]})
+    first, second = (await service.list_sessions(app_name=APP, user_id=USER)).sessions
+    first.state["app:cfg"]["n"].append(2)
+    first.state["user:tags"].append("b")
+    assert second.state == {"app:cfg": {"n": [1]}, "user:tags": ["a"]}
