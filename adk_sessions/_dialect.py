@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
@@ -18,7 +18,11 @@ from .errors import StorageError
 
 __all__ = ("Connection", "ConstraintError", "Dialect", "Row", "Transaction", "transaction")
 
-Row = Mapping[str, Any]
+
+class Row(Protocol):
+    """A result row (asyncpg ``Record``, ``sqlite3.Row``): columns by name or position."""
+
+    def __getitem__(self, key: str | int, /) -> Any: ...
 
 
 class ConstraintError(StorageError):

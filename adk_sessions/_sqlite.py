@@ -56,28 +56,21 @@ class _SqliteConnection(Connection):
         self._conn = conn
         self._dialect = dialect
 
-    async def _fetch(self, query: Query, params: Mapping[str, Any], size: int | None) -> list[Any]:
+    async def rows(self, query: Query, params: Mapping[str, Any]) -> list[Row]:
+        # One hop to the connection's thread: execute and fetch everything there. ``^`` and
+        # ``$`` queries select at most one row (key lookups), so they take the same path.
         self._dialect.round_trips += 1
         try:
-            cursor = await self._conn.execute(query.statements[0], params)
-            try:
-                if size is None:
-                    return list(await cursor.fetchall())
-                return list(await cursor.fetchmany(size))
-            finally:
-                await cursor.close()
+            return list(await self._conn.execute_fetchall(query.statements[0], params))
         except _DRIVER_ERRORS as exc:
             _storage_error(exc)
 
-    async def rows(self, query: Query, params: Mapping[str, Any]) -> list[Row]:
-        return await self._fetch(query, params, None)
-
     async def one(self, query: Query, params: Mapping[str, Any]) -> Row | None:
-        found = await self._fetch(query, params, 1)
+        found = await self.rows(query, params)
         return found[0] if found else None
 
     async def value(self, query: Query, params: Mapping[str, Any]) -> Any:
-        found = await self._fetch(query, params, 1)
+        found = await self.rows(query, params)
         return found[0][0] if found else None
 
     async def execute(self, query: Query, params: Mapping[str, Any]) -> None:
