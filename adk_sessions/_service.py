@@ -18,6 +18,7 @@ from ._dialect import Connection, ConstraintError, Dialect, transaction
 from ._models import Event, ListSessionsResponse, Session
 from ._state import (
     dumps,
+    encode_state,
     merge_state,
     prefixed_scopes,
     split_delta,
@@ -83,7 +84,7 @@ def _prepare_event(event: Event, *, app_name: str, user_id: str, session_id: str
             f"event {event.id!r}: timestamp {event.timestamp!r} is not finite"
         )
     delta = event.actions.state_delta
-    validate_state(delta)
+    exact = validate_state(delta)
     stored_delta = without_temp(delta)
     stored = event
     if len(stored_delta) != len(delta):
@@ -100,9 +101,9 @@ def _prepare_event(event: Event, *, app_name: str, user_id: str, session_id: str
         "event_id": event.id,
         "timestamp": float(event.timestamp),
         "event": encoded,
-        "app_delta": dumps(scoped.app) if scoped.app else None,
-        "user_delta": dumps(scoped.user) if scoped.user else None,
-        "session_delta": dumps(scoped.session),
+        "app_delta": encode_state(scoped.app, positional_floats=exact) if scoped.app else None,
+        "user_delta": encode_state(scoped.user, positional_floats=exact) if scoped.user else None,
+        "session_delta": encode_state(scoped.session, positional_floats=exact),
     }
     return _PreparedEvent(stored=stored, params=params)
 
@@ -214,7 +215,7 @@ class SessionService:
             session_id = str(uuid.uuid4())
         _check_name("session_id", session_id)
         state = dict(state) if state is not None else {}
-        validate_state(state)
+        exact = validate_state(state)
         scoped = split_delta(state)
         prepared = [
             _prepare_event(event, app_name=app_name, user_id=user_id, session_id=session_id)
@@ -226,7 +227,12 @@ class SessionService:
         q = self._q
         async with self._dialect.writer() as conn, transaction(conn):
             created = await conn.one(
-                q.insert_session, {**key, "state": dumps(scoped.session), "update_time": now}
+                q.insert_session,
+                {
+                    **key,
+                    "state": encode_state(scoped.session, positional_floats=exact),
+                    "update_time": now,
+                },
             )
             if created is None:
                 raise SessionExistsError(
@@ -235,12 +241,20 @@ class SessionService:
             if scoped.app:
                 await conn.execute(
                     q.merge_app_state,
-                    {"app_name": app_name, "delta": dumps(scoped.app), "update_time": now},
+                    {
+                        "app_name": app_name,
+                        "delta": encode_state(scoped.app, positional_floats=exact),
+                        "update_time": now,
+                    },
                 )
             if scoped.user:
                 await conn.execute(
                     q.merge_user_state,
-                    {**key, "delta": dumps(scoped.user), "update_time": now},
+                    {
+                        **key,
+                        "delta": encode_state(scoped.user, positional_floats=exact),
+                        "update_time": now,
+                    },
                 )
             revision, update_time = 0, now
             for item in prepared:

@@ -6,6 +6,7 @@ Pure functions, no I/O. ``app:``/``user:`` keys are stored without their prefix 
 
 from __future__ import annotations
 
+import decimal
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -46,25 +47,35 @@ def loads(text: str) -> Any:
     return value
 
 
-def _check(value: Any, key: str, depth: int = 0) -> None:
-    """Raise InvalidArgumentError unless ``value`` is plain JSON that every backend stores as is."""
+def _needs_positional(value: float) -> bool:
+    """Whether ``repr(value)`` uses an exponent (jsonb would turn 2.5e16 into an integer)."""
+    return "e" in repr(value)
+
+
+def _check(value: Any, key: str, depth: int = 0) -> bool:
+    """Raise InvalidArgumentError unless ``value`` is plain JSON that every backend stores as is.
+
+    Returns:
+        Whether the value holds a float that :func:`encode_state` must write positionally.
+    """
     kind = type(value)
     if value is None or kind is bool or kind is int:
-        return
+        return False
     if kind is str:
         if "\x00" in value:
             raise InvalidArgumentError(f"state key {key!r}: strings must not contain NUL (\\x00)")
-        return
+        return False
     if kind is float:
         if not math.isfinite(value):
             raise InvalidArgumentError(f"state key {key!r}: {value!r} is not a JSON number")
-        return
+        return _needs_positional(value)
     if depth > 100:
         raise InvalidArgumentError(f"state key {key!r}: value nests deeper than 100 levels")
+    found = False
     if kind is list:
         for item in value:
-            _check(item, key, depth + 1)
-        return
+            found = _check(item, key, depth + 1) or found
+        return found
     if kind is dict:
         for k, item in value.items():
             if type(k) is not str:
@@ -73,15 +84,15 @@ def _check(value: Any, key: str, depth: int = 0) -> None:
                 )
             if "\x00" in k:
                 raise InvalidArgumentError(f"state key {key!r}: nested key contains NUL (\\x00)")
-            _check(item, key, depth + 1)
-        return
+            found = _check(item, key, depth + 1) or found
+        return found
     raise InvalidArgumentError(
         f"state key {key!r}: {kind.__name__} is not JSON "
         "(allowed: str, int, float, bool, None, list, dict with str keys)"
     )
 
 
-def validate_state(state: Mapping[str, Any]) -> None:
+def validate_state(state: Mapping[str, Any]) -> bool:
     """Check every key and value of a state mapping or delta.
 
     ``temp:`` keys are checked too: they live in the caller's session only, but a delta is
@@ -90,17 +101,63 @@ def validate_state(state: Mapping[str, Any]) -> None:
     Args:
         state: The mapping to check.
 
+    Returns:
+        Whether some float needs positional encoding (pass it to :func:`encode_state`).
+
     Raises:
         InvalidArgumentError: Naming the first offending top-level key.
     """
     if not isinstance(state, Mapping):
         raise InvalidArgumentError(f"state must be a dict, not {type(state).__name__}")
+    found = False
     for key, value in state.items():
         if type(key) is not str:
             raise InvalidArgumentError(f"state key {key!r} is not a string")
         if "\x00" in key:
             raise InvalidArgumentError(f"state key {key!r} contains NUL (\\x00)")
-        _check(value, key)
+        found = _check(value, key) or found
+    return found
+
+
+def _positional(value: float) -> str:
+    text = format(decimal.Decimal(repr(value)), "f")
+    return text if "." in text else text + ".0"
+
+
+def encode_state(state: Mapping[str, Any], *, positional_floats: bool) -> str:
+    """Encode validated state for storage.
+
+    PostgreSQL's ``jsonb`` keeps numbers as decimals and prints ``2.5e16`` back as the integer
+    ``25000000000000000``; floats whose ``repr`` has an exponent are therefore written in
+    positional form with a fractional part (``25000000000000000.0``), which every backend reads
+    back as the same float. Such floats are rare, so the common path is plain :func:`dumps`.
+
+    Args:
+        state: Validated state (see :func:`validate_state`).
+        positional_floats: What :func:`validate_state` returned for it.
+
+    Returns:
+        Compact JSON text.
+    """
+    if not positional_floats:
+        return dumps(state)
+    numbers: list[str] = []
+
+    def swap(value: Any) -> Any:
+        # Placeholders hold NUL, which validated state never contains, so they cannot clash.
+        if type(value) is float and _needs_positional(value):
+            numbers.append(_positional(value))
+            return f"\x00{len(numbers) - 1}\x00"
+        if type(value) is list:
+            return [swap(item) for item in value]
+        if type(value) is dict:
+            return {k: swap(item) for k, item in value.items()}
+        return value
+
+    text = dumps(swap(state))
+    for index, number in enumerate(numbers):
+        text = text.replace(f'"\\u0000{index}\\u0000"', number, 1)
+    return text
 
 
 @attrs.frozen(kw_only=True)

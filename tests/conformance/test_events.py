@@ -264,3 +264,14 @@ async def test_deeply_nested_content_rejected(service: SessionService) -> None:
     with pytest.raises(InvalidArgumentError):
         await service.append_event(s, _ev(content=deep))
     assert (await _reload(service, s)).revision == 0
+
+
+@pytest.mark.parametrize("value", [2.5e16, 1e300, -1e-7, 5e-324, [1e22, {"x": 1.5e-10}]])
+async def test_floats_with_exponents_stay_floats(service: SessionService, value: Any) -> None:
+    """Floats written with an exponent come back as the same floats, in every scope."""
+    s = await service.create_session(app_name=APP, user_id=USER, state={"c": value})
+    await service.append_event(s, _ev({"v": value, "app:v": value, "user:v": value}))
+    got = await _reload(service, s)
+    for key in ("c", "v", "app:v", "user:v"):
+        assert got.state[key] == value
+        assert repr(got.state[key]) == repr(value)  # floats, not integers or rounded decimals
