@@ -64,6 +64,19 @@ def _check_count(what: str, value: object) -> int | None:
     return value
 
 
+def _check_seconds(what: str, value: object, *, finite: bool) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or math.isnan(value)
+        or (finite and math.isinf(value))
+    ):
+        raise InvalidArgumentError(f"{what} must be None or epoch seconds, got {value!r}")
+    return float(value)
+
+
 @attrs.frozen(kw_only=True)
 class _PreparedEvent:
     """An event checked and encoded before any transaction starts."""
@@ -188,6 +201,7 @@ class SessionService:
         state: Mapping[str, Any] | None = None,
         session_id: str | None = None,
         events: Sequence[Event] | None = None,
+        last_update_time: float | None = None,
     ) -> Session:
         """Create a session, applying ``state`` to the three scopes.
 
@@ -201,6 +215,8 @@ class SessionService:
             state: Initial state; ``app:``/``user:`` keys update those scopes.
             session_id: The id; generated (uuid4) when None or empty, else stored as given.
             events: Events to append after creation (partial ones are skipped).
+            last_update_time: The creation time to record (importers keep the source's);
+                default now. Events later than it move it on, as appends do.
 
         Returns:
             The session with merged state (current app/user scopes included) and the events.
@@ -222,7 +238,8 @@ class SessionService:
             for event in (events or ())
             if not event.partial
         ]
-        now = time.time()
+        given_time = _check_seconds("last_update_time", last_update_time, finite=True)
+        now = time.time() if given_time is None else given_time
         key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
         q = self._q
         async with self._dialect.writer() as conn, transaction(conn):
@@ -390,10 +407,7 @@ class SessionService:
         _check_name("user_id", user_id)
         _check_name("session_id", session_id)
         limit = _check_count("num_recent_events", num_recent_events)
-        if after is not None and (
-            isinstance(after, bool) or not isinstance(after, (int, float)) or math.isnan(after)
-        ):
-            raise InvalidArgumentError(f"after must be None or epoch seconds, got {after!r}")
+        after = _check_seconds("after", after, finite=False)
         key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
         decode = self._dialect.decode_json
         async with self._dialect.reader() as conn:
@@ -407,7 +421,7 @@ class SessionService:
                     {
                         **key,
                         "max_seq": row["revision"],
-                        "after": None if after is None else float(after),
+                        "after": after,
                         "limit": limit,
                     },
                 )

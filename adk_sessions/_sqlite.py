@@ -10,6 +10,7 @@ reads too (a second connection would see another, empty database).
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, NoReturn
@@ -154,7 +155,14 @@ class SqliteDialect(Dialect):
     async def _connect(
         path: str, options: Mapping[str, Any], *, writer: bool
     ) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
+        pending = aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
+        # aiosqlite's worker thread is not a daemon, so a service nobody closed (google-adk never
+        # closes its session service) would keep the process alive at exit. SQLite's journal
+        # makes an interrupted transaction roll back, so a daemon thread loses nothing committed.
+        worker = getattr(pending, "_thread", None)
+        if isinstance(worker, threading.Thread):
+            worker.daemon = True
+        conn = await pending
         try:
             conn.row_factory = sqlite3.Row
             await conn.execute(f"PRAGMA busy_timeout = {int(options['busy_timeout'] * 1000)}")

@@ -299,3 +299,16 @@ async def test_listed_sessions_do_not_share_nested_state(service: SessionService
     first.state["app:cfg"]["n"].append(2)
     first.state["user:tags"].append("b")
     assert second.state == {"app:cfg": {"n": [1]}, "user:tags": ["a"]}
+
+
+async def test_create_with_given_update_time(service: SessionService) -> None:
+    """create_session(last_update_time=t) records t; bad values are rejected."""
+    s = await service.create_session(app_name=APP, user_id=USER, last_update_time=1234.5)
+    assert s.last_update_time == 1234.5
+    got = await service.get_session(app_name=APP, user_id=USER, session_id=s.id)
+    assert got == s
+    bad_values: list[Any] = [math.nan, math.inf, "1", True]
+    for bad in bad_values:
+        with pytest.raises(InvalidArgumentError, match="last_update_time"):
+            await service.create_session(app_name=APP, user_id=USER, last_update_time=bad)
+    assert len((await service.list_sessions(app_name=APP)).sessions) == 1
