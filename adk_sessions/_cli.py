@@ -11,6 +11,7 @@ import anyio
 
 from . import __version__, _serve
 from ._connect import DEFAULT_URL, connect, redact
+from ._import_adk import add_import_parser, run_import
 from ._models import Event, EventActions, Session
 from ._service import SessionService
 from .errors import AdkSessionsError
@@ -132,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="write a short multi-user conversation and print it back")
     p.add_argument("url", nargs="?", default=DEFAULT_URL, help=f"database URL ({DEFAULT_URL})")
     _serve.add_serve_parser(sub)
+    add_import_parser(sub)
     return parser
 
 
@@ -147,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve.serve_command(args)
+    if args.command == "import-adk":
+        return run_import(args)
     commands = {"migrate": _migrate, "status": _status, "demo": _demo}
     try:
         return anyio.run(commands[args.command], args.url)

@@ -1,0 +1,1 @@
+"""Tests of the google-adk integration (adk_sessions.adk, import-adk)."""

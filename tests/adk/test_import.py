@@ -1,0 +1,173 @@
+"""``import-adk`` copies databases written by google-adk's own session services, idempotently."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.adk.events import Event, EventActions
+from google.adk.runners import Runner
+from google.adk.sessions import BaseSessionService
+from google.adk.sessions.database_session_service import DatabaseSessionService
+from google.adk.sessions.sqlite_session_service import SqliteSessionService
+from google.genai import types
+
+from adk_sessions._import_adk import ImportCounts, add_import_parser, import_adk
+from adk_sessions.adk import AdkSessionService
+from adk_sessions.errors import InvalidArgumentError
+
+from ._scripted import APP, make_agent, run_turn
+
+pytestmark = pytest.mark.anyio
+
+SOURCES = ("database-sqlite", "database-postgres", "sqlite-service")
+
+
+async def _source(
+    kind: str, tmp_path: Path, fresh_pg_database: Callable[[], Awaitable[str]]
+) -> tuple[BaseSessionService, str]:
+    """A google-adk service of the given kind and the URL import-adk reads it from."""
+    if kind == "database-sqlite":
+        path = tmp_path / "adk_database.db"
+        return DatabaseSessionService(db_url=f"sqlite+aiosqlite:///{path}"), f"sqlite:///{path}"
+    if kind == "database-postgres":
+        url = await fresh_pg_database()
+        adk_url = url.replace("postgresql://", "postgresql+asyncpg://", 1)
+        return DatabaseSessionService(db_url=adk_url), adk_url
+    path = tmp_path / "adk_sqlite.db"
+    return SqliteSessionService(db_path=str(path)), str(path)
+
+
+async def _populate(service: BaseSessionService) -> None:
+    """Conversations of two users through a real Runner, rich events, a deleted session."""
+    runner = Runner(app_name=APP, agent=make_agent(), session_service=service)
+    for user, amounts in (("ann", [1, 2]), ("bob", [5])):
+        session = await service.create_session(
+            app_name=APP, user_id=user, state={"user:name": user.title(), "topic": "counting"}
+        )
+        for amount in amounts:
+            await run_turn(runner, user, session.id, f"bump {amount}")
+    rich = await service.create_session(app_name=APP, user_id="ann", session_id="rich")
+    await service.append_event(
+        rich,
+        Event(
+            invocation_id="inv-rich",
+            author="user",
+            content=types.Content(
+                role="user",
+                parts=[
+                    types.Part(text="a picture"),
+                    types.Part(inline_data=types.Blob(mime_type="image/png", data=b"\x89PNG\x00")),
+                ],
+            ),
+            custom_metadata={"source": "import test"},
+            long_running_tool_ids={"call-1"},
+            actions=EventActions(state_delta={"seen": True, "app:pictures": 1}),
+        ),
+    )
+    gone = await service.create_session(app_name=APP, user_id="cat", state={"user:likes": ["fish"]})
+    await service.delete_session(app_name=APP, user_id="cat", session_id=gone.id)
+    await service.create_session(app_name="other_app", user_id="ann", state={"app:mode": "x"})
+
+
+async def _snapshot(service: BaseSessionService) -> dict[tuple[str, str, str], Any]:
+    """Every session of both apps, as google-adk-shaped values (marker and time left out)."""
+    out = {}
+    for app_name in (APP, "other_app"):
+        for listed in (await service.list_sessions(app_name=app_name)).sessions:
+            full = await service.get_session(
+                app_name=app_name, user_id=listed.user_id, session_id=listed.id
+            )
+            assert full is not None
+            out[(app_name, full.user_id, full.id)] = (full.state, full.events)
+    return out
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every google-adk SQLite file in the folder (the import must not change them)."""
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.glob("adk_*.db*"))
+    }
+
+
+@pytest.mark.parametrize("kind", SOURCES)
+async def test_import_reads_back_equal_and_reruns_copy_nothing(
+    kind: str,
+    db_url: str,
+    tmp_path: Path,
+    fresh_pg_database: Callable[[], Awaitable[str]],
+) -> None:
+    """Every session, event and state scope is copied once; the source stays untouched."""
+    adk, source_url = await _source(kind, tmp_path, fresh_pg_database)
+    await _populate(adk)
+    expected = await _snapshot(adk)
+    ann_state = await adk.get_user_state(app_name=APP, user_id="ann")
+    cat_state = await adk.get_user_state(app_name=APP, user_id="cat")
+    await adk.close()  # type: ignore[attr-defined]
+    before = _digests(tmp_path)
+
+    progress: list[tuple[int, int, int]] = []
+    counts = await import_adk(source_url, db_url, progress=lambda *args: progress.append(args))
+    assert counts == ImportCounts(
+        app_states=2, user_states=3, sessions=4, events=2 * 4 + 4 + 1, skipped_sessions=0
+    )
+    assert progress[0] == (0, 4, 0) and progress[-1] == (4, 4, 13)
+    assert _digests(tmp_path) == before
+
+    async with AdkSessionService(db_url) as ours:
+        assert await _snapshot(ours) == expected
+        assert await ours.get_user_state(app_name=APP, user_id="ann") == ann_state
+        assert (
+            await ours.get_user_state(app_name=APP, user_id="cat")
+            == cat_state
+            == {"likes": ["fish"]}
+        )
+        assert await ours.get_app_state(app_name=APP) == {"total": 8, "pictures": 1}
+
+    again = await import_adk(source_url, db_url)
+    assert again == ImportCounts(skipped_sessions=4)
+    async with AdkSessionService(db_url) as ours:
+        assert await _snapshot(ours) == expected
+
+
+async def test_command_prints_progress_and_summary(
+    tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The import-adk command line reports progress on stderr and the counts on stdout."""
+    source = tmp_path / "adk_sqlite.db"
+    adk = SqliteSessionService(db_path=str(source))
+    await adk.create_session(app_name=APP, user_id="ann", state={"user:k": 1})
+    await adk.close()
+    parser = argparse.ArgumentParser(prog="adk-sessions")
+    add_import_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["import-adk", f"sqlite:///{source}", db_url])
+    status = await _run_in_thread(args)
+    out, err = capsys.readouterr()
+    assert status == 0
+    assert out.strip() == (
+        "imported 0 app states, 1 user state, 1 session, 0 events; skipped 0 existing sessions"
+    )
+    assert "1/1 sessions" in err
+
+
+async def _run_in_thread(args: argparse.Namespace) -> int:
+    """args.func runs its own event loop, so call it from a worker thread."""
+    import anyio.to_thread
+
+    result: int = await anyio.to_thread.run_sync(args.func, args)
+    return result
+
+
+async def test_not_an_adk_database_is_refused(tmp_path: Path, db_url: str) -> None:
+    """A SQLite file without google-adk's tables is refused before anything is written."""
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    with pytest.raises(InvalidArgumentError, match="not a google-adk session database"):
+        await import_adk(str(empty), db_url)
+    with pytest.raises(InvalidArgumentError, match="no SQLite database"):
+        await import_adk(str(tmp_path / "missing.db"), db_url)
