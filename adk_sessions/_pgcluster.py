@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,15 +117,21 @@ def _from_binaries(bindir: Path, *, fsync: bool) -> Iterator[str]:
 
 @contextlib.contextmanager
 def _from_pgserver() -> Iterator[str]:
-    try:
-        import pgserver  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as exc:
-        raise PostgresUnavailable(
-            "no PostgreSQL binaries found and the pgserver package is not installed "
-            "(pip install 'adk-sessions[test]')"
-        ) from exc
-    base = tempfile.mkdtemp(prefix="adk-sessions-pgserver-")
-    server = pgserver.get_server(base, cleanup_mode="delete")  # type: ignore[attr-defined,unused-ignore]
+    with warnings.catch_warnings():
+        # pgserver reads platformdirs' runtime dir on import, which warns when XDG_RUNTIME_DIR
+        # is unset (root in CI); harmless here, and fatal under pytest's warnings-as-errors.
+        warnings.simplefilter("ignore")
+        try:
+            import pgserver  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as exc:
+            raise PostgresUnavailable(
+                "no PostgreSQL binaries found and the pgserver package is not installed "
+                "(pip install 'adk-sessions[test]')"
+            ) from exc
+        base = tempfile.mkdtemp(prefix="adk-sessions-pgserver-")
+        server = pgserver.get_server(  # type: ignore[attr-defined,unused-ignore]
+            base, cleanup_mode="delete"
+        )
     try:
         yield str(server.get_uri())
     finally:
@@ -132,12 +139,13 @@ def _from_pgserver() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def throwaway_postgres(*, fsync: bool = False) -> Iterator[str]:
+def throwaway_postgres(*, fsync: bool = False, source: str = "auto") -> Iterator[str]:
     """Start a private PostgreSQL server for the duration of the block.
 
     Args:
         fsync: Keep durability on (``fsync``, ``synchronous_commit``); benchmarks want it, tests
-            run faster without it.
+            run faster without it (the ``pgserver`` fallback keeps its own settings).
+        source: ``"auto"`` (binaries, else ``pgserver``), ``"binaries"`` or ``"pgserver"``.
 
     Yields:
         A ``postgresql://`` DSN of the ``postgres`` database, trust authentication.
@@ -145,7 +153,11 @@ def throwaway_postgres(*, fsync: bool = False) -> Iterator[str]:
     Raises:
         PostgresUnavailable: When neither binaries nor ``pgserver`` can provide a server.
     """
-    bindir = find_pg_bindir()
+    if source not in ("auto", "binaries", "pgserver"):
+        raise ValueError(f"source must be 'auto', 'binaries' or 'pgserver', not {source!r}")
+    bindir = find_pg_bindir() if source != "pgserver" else None
+    if source == "binaries" and bindir is None:
+        raise PostgresUnavailable("no initdb/pg_ctl found on this machine")
     if bindir is not None:
         with _from_binaries(bindir, fsync=fsync) as dsn:
             yield dsn

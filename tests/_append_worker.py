@@ -19,6 +19,7 @@ from adk_sessions import Event, EventActions
 from adk_sessions.errors import StaleSessionError
 
 DEADLINE_SECONDS = 90.0
+THINK_SECONDS = 0.01
 
 
 async def run(url: str, app: str, user: str, proc: int, count: int, sessions: list[str]) -> None:
@@ -68,6 +69,9 @@ async def run(url: str, app: str, user: str, proc: int, count: int, sessions: li
                 continue
             n += 1
             report["committed"].append([session_id, event.id, session.revision])
+            # An agent thinks between turns. Without a pause a process that just committed wins
+            # the SQLite write lock again while the others sleep in their busy handlers.
+            await asyncio.sleep(THINK_SECONDS)
     finally:
         await service.close()
     print(json.dumps(report), flush=True)

@@ -1,7 +1,8 @@
 """Shared fixtures: real databases only (an SQLite file per test, a real PostgreSQL server).
 
 PostgreSQL comes from ``ADK_SESSIONS_TEST_PG_DSN`` if set, else a throwaway cluster started from
-binaries on the machine, else the ``pgserver`` package; without any of them the PostgreSQL tests
+binaries on the machine, else the ``pgserver`` package (``ADK_SESSIONS_TEST_PG_SOURCE=pgserver``
+forces that one); without any of them the PostgreSQL tests
 skip, unless ``ADK_SESSIONS_REQUIRE_PG=1`` (set by ``.ci/run``) turns that into a failure.
 Async test modules set ``pytestmark = pytest.mark.anyio``; the backend is pinned to asyncio.
 """
@@ -47,7 +48,8 @@ def pg_dsn() -> Iterator[str]:
         return
     with contextlib.ExitStack() as stack:
         try:
-            dsn = stack.enter_context(throwaway_postgres())
+            source = os.environ.get("ADK_SESSIONS_TEST_PG_SOURCE", "auto")
+            dsn = stack.enter_context(throwaway_postgres(source=source))
         except PostgresUnavailable as exc:
             if os.environ.get("ADK_SESSIONS_REQUIRE_PG") == "1":
                 pytest.fail(f"ADK_SESSIONS_REQUIRE_PG=1 but no PostgreSQL server: {exc}")
