@@ -1,0 +1,83 @@
+"""Round trips per operation: counted, never timed (issue targets: 4 per append on PostgreSQL).
+
+On PostgreSQL every driver call is one network round trip. On SQLite a "round trip" is one hop to
+the connection's worker thread; its append runs the four statements of ``append_event`` one by
+one, since SQLite has no data-modifying CTEs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+import adk_sessions
+from adk_sessions import Event, EventActions, SessionService
+
+pytestmark = pytest.mark.anyio
+
+# operation -> (PostgreSQL, SQLite)
+EXPECTED = {
+    "append": (4, 7),  # BEGIN, lock, writes (1 statement | 4), COMMIT
+    "append_with_scopes": (4, 7),  # app:/user: keys ride in the same statement(s)
+    "get_session": (2, 2),  # session + scopes, then events
+    "get_session_no_events": (1, 1),  # num_recent_events=0
+    "list_sessions": (2, 2),  # page, then scopes
+    "create_session": (4, 4),  # BEGIN, insert, scopes read back, COMMIT
+    "create_session_with_scopes": (6, 6),  # + app merge, + user merge
+    "delete_session": (3, 3),  # BEGIN, delete, COMMIT
+}
+
+
+async def _count(service: SessionService, call: Callable[[], Awaitable[object]]) -> int:
+    before = service.round_trips
+    await call()
+    return service.round_trips - before
+
+
+async def test_round_trips_per_operation(db_url: str) -> None:
+    """Each operation makes exactly the documented number of round trips."""
+    column = 1 if db_url.startswith("sqlite") else 0
+    async with adk_sessions.connect(db_url) as service:
+        s = await service.create_session(app_name="a", user_id="u", session_id="s")
+        for i in range(30):  # history length must not change any count
+            await service.append_event(s, Event(author="x", id=f"h{i}"))
+        seen = {
+            "append": await _count(service, lambda: service.append_event(s, Event(author="x"))),
+            "append_with_scopes": await _count(
+                service,
+                lambda: service.append_event(
+                    s,
+                    Event(
+                        author="x",
+                        actions=EventActions(state_delta={"k": 1, "app:a": 1, "user:u": 1}),
+                    ),
+                ),
+            ),
+            "get_session": await _count(
+                service,
+                lambda: service.get_session(
+                    app_name="a", user_id="u", session_id="s", num_recent_events=20
+                ),
+            ),
+            "get_session_no_events": await _count(
+                service,
+                lambda: service.get_session(
+                    app_name="a", user_id="u", session_id="s", num_recent_events=0
+                ),
+            ),
+            "list_sessions": await _count(service, lambda: service.list_sessions(app_name="a")),
+            "create_session": await _count(
+                service, lambda: service.create_session(app_name="a", user_id="u")
+            ),
+            "create_session_with_scopes": await _count(
+                service,
+                lambda: service.create_session(
+                    app_name="a", user_id="u", state={"app:x": 1, "user:y": 2}
+                ),
+            ),
+            "delete_session": await _count(
+                service, lambda: service.delete_session(app_name="a", user_id="u", session_id="s")
+            ),
+        }
+    assert seen == {name: counts[column] for name, counts in EXPECTED.items()}
