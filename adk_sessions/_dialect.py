@@ -139,8 +139,10 @@ async def transaction(conn: Connection) -> AsyncIterator[Transaction]:
         The transaction, to register ``after_commit`` callbacks.
     """
     tx = Transaction()
-    await conn.begin()
     try:
+        # BEGIN is inside the try: cancelled while it waits (SQLite's busy handler, a slow
+        # server), it may still complete afterwards, and the ROLLBACK queued behind it undoes it.
+        await conn.begin()
         yield tx
         with anyio.CancelScope(shield=True):
             await conn.commit()

@@ -172,6 +172,17 @@ def _epoch(value: Any) -> float:
     raise InvalidArgumentError(f"unreadable timestamp in the source database: {value!r}")
 
 
+def _source_session(row: Any) -> _SourceSession:
+    """A session row (app_name, user_id, id, state, update_time) of either source layout."""
+    return _SourceSession(
+        app_name=row[0],
+        user_id=row[1],
+        id=row[2],
+        state=_state(row[3]),
+        update_time=_epoch(row[4]),
+    )
+
+
 def _state(text: Any) -> dict[str, Any]:
     if text is None:
         return {}
@@ -247,16 +258,7 @@ class _SqliteSource(_Source):
 
     async def sessions(self, after: tuple[str, str, str]) -> list[_SourceSession]:
         rows = await self._conn.execute_fetchall(_SQLITE_SESSIONS, (*after, _PAGE))
-        return [
-            _SourceSession(
-                app_name=row[0],
-                user_id=row[1],
-                id=row[2],
-                state=_state(row[3]),
-                update_time=_epoch(row[4]),
-            )
-            for row in rows
-        ]
+        return [_source_session(row) for row in rows]
 
     async def events(self, session: _SourceSession) -> list[dict[str, Any]]:
         rows = await self._conn.execute_fetchall(
@@ -317,16 +319,7 @@ class _PostgresSource(_Source):
 
     async def sessions(self, after: tuple[str, str, str]) -> list[_SourceSession]:
         rows = await self._conn.fetch(_PG_SESSIONS, *after, _PAGE)
-        return [
-            _SourceSession(
-                app_name=row[0],
-                user_id=row[1],
-                id=row[2],
-                state=_state(row[3]),
-                update_time=_epoch(row[4]),
-            )
-            for row in rows
-        ]
+        return [_source_session(row) for row in rows]
 
     async def events(self, session: _SourceSession) -> list[dict[str, Any]]:
         rows = await self._conn.fetch(_PG_EVENTS, session.app_name, session.user_id, session.id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from typing import Any, NoReturn
 
 import aiosqlite
@@ -107,12 +107,12 @@ class _SqliteConnection(Connection):
         await self._plain("COMMIT")
 
     async def rollback(self) -> None:
+        # Always sent, even when no transaction looks open: a cancelled BEGIN IMMEDIATE may still
+        # be waiting for the lock in the worker thread, which runs this ROLLBACK after it. When
+        # nothing is open SQLite answers "no transaction is active", which is fine.
         with anyio.move_on_after(_ROLLBACK_TIMEOUT, shield=True):
-            try:
-                if self._conn.in_transaction:
-                    await self._plain("ROLLBACK")
-            except StorageError:
-                pass  # SQLite ends the transaction itself on the errors that break ROLLBACK
+            with suppress(StorageError):
+                await self._plain("ROLLBACK")
 
 
 class _Slots:

@@ -81,3 +81,26 @@ async def test_sqlite_writer_waits_for_another_process_lock(tmp_path: Path) -> N
         assert s.revision == 1
         got = await service.get_session(app_name="a", user_id="u", session_id=s.id)
         assert got == s
+
+
+async def test_sqlite_cancel_while_waiting_for_write_lock(tmp_path: Path) -> None:
+    """An append cancelled while its BEGIN IMMEDIATE waits for another process's lock leaves
+    the writer connection outside any transaction once that BEGIN completes."""
+    path = tmp_path / "s.db"
+    async with adk_sessions.connect(f"sqlite:///{path}") as service:
+        s = await service.create_session(app_name="a", user_id="u")
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            before = copy.deepcopy(s)
+            with anyio.move_on_after(0.3) as scope:
+                await service.append_event(s, Event(author="a", id="cancelled"))
+            assert scope.cancelled_caught
+            assert s == before
+        finally:
+            other.execute("COMMIT")
+            other.close()
+        with anyio.fail_after(10):
+            await service.append_event(s, Event(author="a", id="next"))
+        got = await service.get_session(app_name="a", user_id="u", session_id=s.id)
+        assert got is not None and [e.id for e in got.events] == ["next"]
