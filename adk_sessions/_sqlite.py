@@ -115,6 +115,25 @@ class _SqliteConnection(Connection):
                 await self._plain("ROLLBACK")
 
 
+async def _enable_wal(conn: aiosqlite.Connection, busy_timeout: float) -> None:
+    """Switch the database to WAL, retrying while other connections hold it.
+
+    Changing the journal mode needs the database to itself and SQLite may answer ``database is
+    locked`` at once, without its busy handler, when several processes open a new file together.
+    """
+    delay = 0.005
+    with anyio.fail_after(max(busy_timeout, 1.0)):
+        while True:
+            try:
+                await conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
 class _Slots:
     """A fixed set of connections handed out one caller at a time (anyio primitives only)."""
 
@@ -169,7 +188,7 @@ class SqliteDialect(Dialect):
             await conn.execute("PRAGMA foreign_keys = ON")
             await conn.execute(f"PRAGMA synchronous = {options['synchronous']}")
             if writer and path != ":memory:":
-                await conn.execute("PRAGMA journal_mode = WAL")
+                await _enable_wal(conn, options["busy_timeout"])
             await conn.create_function("adk_merge", 2, _merge, deterministic=True)
         except BaseException:
             with anyio.CancelScope(shield=True):
