@@ -181,7 +181,15 @@ class SqliteDialect(Dialect):
         worker = getattr(pending, "_thread", None)
         if isinstance(worker, threading.Thread):
             worker.daemon = True
-        conn = await pending
+        try:
+            conn = await pending
+        except BaseException:
+            # aiosqlite stops its worker without waiting; the worker then reports to the event
+            # loop, which must still be running: wait for it to finish.
+            if isinstance(worker, threading.Thread) and worker.is_alive():
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(worker.join, 5.0)
+            raise
         try:
             conn.row_factory = sqlite3.Row
             await conn.execute(f"PRAGMA busy_timeout = {int(options['busy_timeout'] * 1000)}")

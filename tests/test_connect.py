@@ -1,0 +1,100 @@
+"""connect(): URL forms, options, and failures (typed, with the driver's cause, no password)."""
+
+from __future__ import annotations
+
+import socket
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import adk_sessions
+from adk_sessions.errors import InvalidArgumentError, StorageError
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "s3cr3t-pa55"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # nothing listens once the socket is closed
+
+
+async def test_unreachable_postgres_is_storage_error_without_password() -> None:
+    """An unreachable server raises StorageError caused by the driver, without the password."""
+    url = f"postgresql://user:{SECRET}@127.0.0.1:{_closed_port()}/db"
+    with pytest.raises(StorageError) as info:
+        await adk_sessions.connect(url, connect_timeout=5)
+    assert info.value.__cause__ is not None
+    assert SECRET not in str(info.value)
+
+
+async def test_missing_postgres_database_is_storage_error(pg_dsn: str) -> None:
+    """A database that does not exist raises StorageError with the driver's exception as cause."""
+    parts = urllib.parse.urlsplit(pg_dsn)
+    url = urllib.parse.urlunsplit(parts._replace(path="/no_such_database_here"))
+    with pytest.raises(StorageError) as info:
+        await adk_sessions.connect(url)
+    assert info.value.__cause__ is not None
+
+
+async def test_unopenable_sqlite_file_is_storage_error(tmp_path: Path) -> None:
+    """An SQLite path in a missing directory raises StorageError with sqlite3's cause."""
+    with pytest.raises(StorageError) as info:
+        await adk_sessions.connect(f"sqlite:///{tmp_path}/missing/dir/x.db")
+    assert info.value.__cause__ is not None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [f"mysql://root:{SECRET}@localhost/db", "sqlite:/relative.db", "sqlite:///", "nonsense"],
+)
+async def test_bad_urls_are_invalid_arguments(url: str) -> None:
+    """Unsupported or malformed URLs raise InvalidArgumentError without the password."""
+    with pytest.raises(InvalidArgumentError) as info:
+        await adk_sessions.connect(url)
+    assert SECRET not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url_kind", "options"),
+    [("sqlite", {"pool": 3}), ("sqlite", {"synchronous": "SOMETIMES"}), ("postgres", {"x": 1})],
+)
+async def test_unknown_or_bad_options_rejected(
+    url_kind: str, options: dict[str, Any], tmp_path: Path
+) -> None:
+    """Unknown or malformed options raise InvalidArgumentError before connecting."""
+    url = f"sqlite:///{tmp_path}/o.db" if url_kind == "sqlite" else "postgresql://u@127.0.0.1:1/d"
+    with pytest.raises(InvalidArgumentError):
+        await adk_sessions.connect(url, **options)
+
+
+async def test_sqlite_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sqlite:///relative (to the working directory), sqlite:////absolute and :memory: work."""
+    monkeypatch.chdir(tmp_path)
+    async with adk_sessions.connect("sqlite:///rel.db") as service:
+        await service.create_session(app_name="a", user_id="u", session_id="r")
+    assert (tmp_path / "rel.db").exists()
+    absolute = tmp_path / "abs.db"
+    async with adk_sessions.connect(f"sqlite:///{absolute}") as service:  # four slashes
+        await service.create_session(app_name="a", user_id="u", session_id="x")
+    async with adk_sessions.connect(f"sqlite+aiosqlite:///{absolute}") as service:
+        assert await service.get_session(app_name="a", user_id="u", session_id="x") is not None
+    service = await adk_sessions.connect("sqlite:///:memory:")
+    try:
+        s = await service.create_session(app_name="a", user_id="u")
+        assert await service.get_session(app_name="a", user_id="u", session_id=s.id) == s
+    finally:
+        await service.close()
+        await service.close()  # idempotent
+
+
+async def test_postgres_url_aliases(pg_dsn: str) -> None:
+    """postgres:// and postgresql+asyncpg:// reach the same server as postgresql://."""
+    rest = pg_dsn.split("://", 1)[1]
+    for scheme in ("postgres", "postgresql+asyncpg"):
+        async with adk_sessions.connect(f"{scheme}://{rest}", migrate=False) as service:
+            assert service.dialect == "postgres"
