@@ -15,8 +15,9 @@ import importlib.util
 import itertools
 import os
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -89,39 +90,45 @@ def _pg_databases(pg_dsn: str) -> Iterator[list[str]]:
     asyncio.run(drop())
 
 
-@pytest.fixture
-def fresh_pg_database(pg_dsn: str, _pg_databases: list[str]) -> Callable[[], Awaitable[str]]:
-    """A factory creating a new empty database on the test server; returns its URL."""
-
-    async def make() -> str:
-        name = f"adk_sessions_test_{os.getpid()}_{next(_counter)}"
-        conn = await asyncpg.connect(pg_dsn)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        _pg_databases.append(name)
-        return _with_database(pg_dsn, name)
-
-    return make
-
-
 @pytest.fixture(scope="session")
-def _pg_shared_url(pg_dsn: str, _pg_databases: list[str]) -> str:
-    """One database for the whole run, truncated before each test that uses it."""
-    name = f"adk_sessions_test_{os.getpid()}_shared"
+def create_pg_database(
+    pg_dsn: str, _pg_databases: list[str]
+) -> Callable[[str], Coroutine[Any, Any, str]]:
+    """Create an empty database named ``adk_sessions_test_<pid>_<suffix>``; returns its URL.
 
-    async def create() -> None:
+    A leftover database of that name is dropped first; every one is dropped after the run.
+    """
+
+    async def create(suffix: str) -> str:
+        name = f"adk_sessions_test_{os.getpid()}_{suffix}"
         conn = await asyncpg.connect(pg_dsn)
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await conn.execute(f'CREATE DATABASE "{name}"')
         finally:
             await conn.close()
+        _pg_databases.append(name)
+        return _with_database(pg_dsn, name)
 
-    asyncio.run(create())
-    _pg_databases.append(name)
-    return _with_database(pg_dsn, name)
+    return create
+
+
+@pytest.fixture
+def fresh_pg_database(
+    create_pg_database: Callable[[str], Coroutine[Any, Any, str]],
+) -> Callable[[], Awaitable[str]]:
+    """A factory creating a new empty database on the test server; returns its URL."""
+
+    async def make() -> str:
+        return await create_pg_database(str(next(_counter)))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def _pg_shared_url(create_pg_database: Callable[[str], Coroutine[Any, Any, str]]) -> str:
+    """One database for the whole run, truncated before each test that uses it."""
+    return asyncio.run(create_pg_database("shared"))
 
 
 @pytest.fixture(params=BACKENDS)

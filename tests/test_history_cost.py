@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import sqlite3
-import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,29 +56,31 @@ async def _populate(url: str, **options: Any) -> None:
             )
 
 
-@pytest.fixture(scope="module")
-def pg_history_url(pg_dsn: str, _pg_databases: list[str]) -> str:
-    """A PostgreSQL database with the long history, analyzed."""
-    name = f"adk_sessions_test_{os.getpid()}_history"
-    url = urllib.parse.urlunsplit(urllib.parse.urlsplit(pg_dsn)._replace(path="/" + name))
+# list_user_sessions parameters for the first page of one of the 100 users.
+_FIRST_USER_PAGE: dict[str, Any] = {
+    "app_name": APP,
+    "user_id": "user042",
+    "after_time": -math.inf,
+    "after_id": "",
+    "limit": SESSIONS_PER_USER + 1,
+}
 
-    async def build() -> None:
-        conn = await asyncpg.connect(pg_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        _pg_databases.append(name)
+
+@pytest.fixture(scope="module")
+def pg_history_url(create_pg_database: Callable[[str], Awaitable[str]]) -> str:
+    """A PostgreSQL database with the long history, analyzed."""
+
+    async def build() -> str:
+        url = await create_pg_database("history")
         await _populate(url, server_settings={"synchronous_commit": "off"})
         conn = await asyncpg.connect(url)
         try:
             await conn.execute("ANALYZE")
         finally:
             await conn.close()
+        return url
 
-    asyncio.run(build())
-    return url
+    return asyncio.run(build())
 
 
 @pytest.fixture(scope="module")
@@ -225,13 +225,7 @@ async def test_postgres_list_user_sessions_uses_user_index(
 ) -> None:
     """PostgreSQL's list_user_sessions (100 users) scans adk_sessions_by_user_update, no Sort."""
     query = load_queries("postgres", positional=True).list_user_sessions
-    params = {
-        "app_name": APP,
-        "user_id": "user042",
-        "after_time": -math.inf,
-        "after_id": "",
-        "limit": SESSIONS_PER_USER + 1,
-    }
+    params = _FIRST_USER_PAGE
     plan = await _explain(pg_history_url, query, params, generic=generic)
     nodes = list(_nodes(plan))
     assert plan["Actual Rows"] == SESSIONS_PER_USER
@@ -323,13 +317,7 @@ def test_sqlite_get_events_plan_searches_primary_key(sqlite_conn: sqlite3.Connec
 def test_sqlite_list_user_sessions_uses_user_index(sqlite_conn: sqlite3.Connection) -> None:
     """SQLite's list_user_sessions plan searches adk_sessions_by_user_update, no temp sort."""
     query = load_queries("sqlite", positional=False).list_user_sessions
-    params = {
-        "app_name": APP,
-        "user_id": "user042",
-        "after_time": -math.inf,
-        "after_id": "",
-        "limit": SESSIONS_PER_USER + 1,
-    }
+    params = _FIRST_USER_PAGE
     plan = _plan(sqlite_conn, query, params)
     assert not [line for line in plan if "TEMP B-TREE" in line]
     assert len(plan) == 1

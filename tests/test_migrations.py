@@ -7,12 +7,8 @@ shared truncated one, and inspects it with the driver itself.
 from __future__ import annotations
 
 import asyncio
-import json
-import select
 import sqlite3
-import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +19,8 @@ import pytest
 import adk_sessions
 from adk_sessions._queries import load_migrations
 from adk_sessions.errors import SchemaError
+
+from ._children import run_released
 
 pytestmark = pytest.mark.anyio
 
@@ -203,38 +201,8 @@ def test_concurrent_processes_migrate_once(new_database: Callable[[], Awaitable[
         return await new_database()
 
     url = asyncio.run(make())
-    deadline = time.monotonic() + TIMEOUT
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _CHILD, url],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(3)
-    ]
-    try:
-        for proc in procs:
-            assert proc.stdout is not None
-            ready, _, _ = select.select([proc.stdout], [], [], deadline - time.monotonic())
-            assert ready, "a child did not connect in time"
-            line = proc.stdout.readline().strip()
-            assert line == "ready", (line, proc.stderr.read() if proc.stderr else "")
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        reports = []
-        for proc in procs:
-            out, err = proc.communicate(timeout=max(deadline - time.monotonic(), 1.0))
-            assert proc.returncode == 0, err
-            reports.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    commands = [[sys.executable, "-c", _CHILD, url] for _ in range(3)]
+    reports = [report for report, _ in run_released(commands, TIMEOUT)]
     assert [r["schema_version"] for r in reports] == [KNOWN] * 3
     assert sorted(v for r in reports for v in r["applied"]) == list(range(1, KNOWN + 1))
     assert _versions(asyncio.run(_snapshot(url))) == list(range(1, KNOWN + 1))

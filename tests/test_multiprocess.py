@@ -8,12 +8,8 @@ error. The parent then checks the stored histories, revisions and state against 
 from __future__ import annotations
 
 import asyncio
-import json
-import select
 import sqlite3
-import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,6 +18,8 @@ import asyncpg
 import pytest
 
 import adk_sessions
+
+from ._children import run_released
 
 pytestmark = pytest.mark.slow
 
@@ -41,49 +39,16 @@ async def _create_sessions(url: str) -> None:
 
 def _run_workers(url: str) -> list[dict[str, Any]]:
     """Start the children, release them together once all are connected, collect their reports."""
-    deadline = time.monotonic() + TIMEOUT
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(WORKER),
-                url,
-                APP,
-                USER,
-                str(i),
-                str(EVENTS_PER_PROCESS),
-                *SESSIONS,
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+    commands = [
+        [sys.executable, str(WORKER), url, APP, USER, str(i), str(EVENTS_PER_PROCESS), *SESSIONS]
         for i in range(PROCESSES)
     ]
-    try:
-        for proc in procs:
-            assert proc.stdout is not None
-            ready, _, _ = select.select([proc.stdout], [], [], deadline - time.monotonic())
-            assert ready, "a worker did not connect in time"
-            assert proc.stdout.readline().strip() == "ready"
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        reports = []
-        for proc in procs:
-            out, err = proc.communicate(timeout=max(deadline - time.monotonic(), 1.0))
-            assert proc.returncode == 0, err
-            assert "database is locked" not in err
-            assert "Traceback" not in err, err
-            reports.append(json.loads(out.strip().splitlines()[-1]))
-        return reports
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    reports = []
+    for report, err in run_released(commands, TIMEOUT):
+        assert "database is locked" not in err
+        assert "Traceback" not in err, err
+        reports.append(report)
+    return reports
 
 
 async def _stored_seqs(url: str) -> dict[str, list[tuple[int, str]]]:
