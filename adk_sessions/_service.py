@@ -25,6 +25,7 @@ from ._state import (
     validate_state,
     without_temp,
 )
+from ._validate import check_count, check_name, check_seconds
 from .errors import (
     InvalidArgumentError,
     SessionExistsError,
@@ -36,45 +37,6 @@ __all__ = ("SessionService",)
 
 # The keyset cursor before the first session: every update time is > -inf.
 _START = Cursor(app_name="", user_filter=None, update_time=-math.inf, user_id="", session_id="")
-
-
-# Names and ids are limited so that (app, user, id) always fits a PostgreSQL btree entry.
-MAX_ID_BYTES = 512
-
-
-def _check_name(what: str, value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidArgumentError(f"{what} must be a non-empty string, got {value!r}")
-    if "\x00" in value:
-        raise InvalidArgumentError(f"{what} {value!r} contains NUL (\\x00)")
-    try:
-        size = len(value.encode("utf-8"))
-    except UnicodeEncodeError as exc:
-        raise InvalidArgumentError(f"{what} {value!r} is not valid Unicode text") from exc
-    if size > MAX_ID_BYTES:
-        raise InvalidArgumentError(f"{what} is {size} bytes long; at most {MAX_ID_BYTES} allowed")
-    return value
-
-
-def _check_count(what: str, value: object) -> int | None:
-    if value is None:
-        return None
-    if type(value) is not int or value < 0:
-        raise InvalidArgumentError(f"{what} must be None or an integer >= 0, got {value!r}")
-    return value
-
-
-def _check_seconds(what: str, value: object, *, finite: bool) -> float | None:
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or math.isnan(value)
-        or (finite and math.isinf(value))
-    ):
-        raise InvalidArgumentError(f"{what} must be None or epoch seconds, got {value!r}")
-    return float(value)
 
 
 @attrs.frozen(kw_only=True)
@@ -91,7 +53,7 @@ def _prepare_event(event: Event, *, app_name: str, user_id: str, session_id: str
         raise InvalidArgumentError(
             f"event must be an adk_sessions.Event, not {type(event).__name__}"
         )
-    _check_name("event.id", event.id)
+    check_name("event.id", event.id)
     if not isinstance(event.timestamp, (int, float)) or not math.isfinite(event.timestamp):
         raise InvalidArgumentError(
             f"event {event.id!r}: timestamp {event.timestamp!r} is not finite"
@@ -225,11 +187,11 @@ class SessionService:
             InvalidArgumentError: Empty names, non-JSON state values (naming the key), bad events.
             SessionExistsError: The id exists for (app, user), also when two creates race.
         """
-        _check_name("app_name", app_name)
-        _check_name("user_id", user_id)
+        check_name("app_name", app_name)
+        check_name("user_id", user_id)
         if session_id is None or session_id == "":
             session_id = str(uuid.uuid4())
-        _check_name("session_id", session_id)
+        check_name("session_id", session_id)
         state = dict(state) if state is not None else {}
         exact = validate_state(state)
         scoped = split_delta(state)
@@ -238,7 +200,7 @@ class SessionService:
             for event in (events or ())
             if not event.partial
         ]
-        given_time = _check_seconds("last_update_time", last_update_time, finite=True)
+        given_time = check_seconds("last_update_time", last_update_time, finite=True)
         now = time.time() if given_time is None else given_time
         key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
         q = self._q
@@ -403,11 +365,11 @@ class SessionService:
         Raises:
             InvalidArgumentError: Empty names, a negative count, a non-numeric ``after``.
         """
-        _check_name("app_name", app_name)
-        _check_name("user_id", user_id)
-        _check_name("session_id", session_id)
-        limit = _check_count("num_recent_events", num_recent_events)
-        after = _check_seconds("after", after, finite=False)
+        check_name("app_name", app_name)
+        check_name("user_id", user_id)
+        check_name("session_id", session_id)
+        limit = check_count("num_recent_events", num_recent_events)
+        after = check_seconds("after", after, finite=False)
         key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
         decode = self._dialect.decode_json
         async with self._dialect.reader() as conn:
@@ -458,10 +420,10 @@ class SessionService:
         Raises:
             InvalidArgumentError: Empty names, a negative ``page_size``, a foreign token.
         """
-        _check_name("app_name", app_name)
+        check_name("app_name", app_name)
         if user_id is not None:
-            _check_name("user_id", user_id)
-        size = _check_count("page_size", page_size)
+            check_name("user_id", user_id)
+        size = check_count("page_size", page_size)
         if page_token is not None and not isinstance(page_token, str):
             raise InvalidArgumentError(f"page_token must be a string, got {page_token!r}")
         cursor = (
@@ -542,9 +504,9 @@ class SessionService:
         Raises:
             InvalidArgumentError: Empty names.
         """
-        _check_name("app_name", app_name)
-        _check_name("user_id", user_id)
-        _check_name("session_id", session_id)
+        check_name("app_name", app_name)
+        check_name("user_id", user_id)
+        check_name("session_id", session_id)
         key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
         async with self._dialect.writer() as conn, transaction(conn):
             await conn.execute(self._q.delete_session, key)
@@ -559,8 +521,8 @@ class SessionService:
         Raises:
             InvalidArgumentError: Empty names.
         """
-        _check_name("app_name", app_name)
-        _check_name("user_id", user_id)
+        check_name("app_name", app_name)
+        check_name("user_id", user_id)
         async with self._dialect.reader() as conn:
             row = await conn.one(
                 self._q.get_scope_states, {"app_name": app_name, "user_id": user_id}
@@ -577,7 +539,7 @@ class SessionService:
         Raises:
             InvalidArgumentError: An empty name.
         """
-        _check_name("app_name", app_name)
+        check_name("app_name", app_name)
         async with self._dialect.reader() as conn:
             row = await conn.one(self._q.get_scope_states, {"app_name": app_name, "user_id": ""})
         assert row is not None

@@ -62,6 +62,7 @@ from starlette.types import Receive, Scope, Send
 from ._models import Event, EventActions
 from ._models import Session as CoreSession
 from ._service import SessionService
+from ._validate import MAX_ID_BYTES
 from .errors import (
     InvalidArgumentError,
     SessionExistsError,
@@ -78,10 +79,6 @@ DEFAULT_MAX_BODY_SIZE: Final = 8 * 1024 * 1024
 
 REVISION_HEADER: Final = "X-Session-Revision"
 """Response header with a session's revision; on ``PATCH``, the revision the write requires."""
-
-MAX_ID_BYTES: Final = 512
-"""The longest app name, user id, session id or event id accepted, in UTF-8 bytes (PostgreSQL
-cannot index keys of more than about 2.7 kB; longer ids would fail in the database)."""
 
 _MAX_QUERY_INT: Final = 2**31 - 1
 _MAX_JSON_DEPTH: Final = 200

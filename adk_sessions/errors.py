@@ -15,6 +15,7 @@ __all__ = (
     "SessionNotFoundError",
     "StaleSessionError",
     "StorageError",
+    "StorageUnavailableError",
 )
 
 
@@ -44,3 +45,15 @@ class SchemaError(AdkSessionsError):
 
 class StorageError(AdkSessionsError):
     """The database failed; the driver's exception is the ``__cause__``."""
+
+
+class StorageUnavailableError(StorageError):
+    """The database could not be reached or gave up for now; a retry may succeed.
+
+    Raised for lost, refused or terminated connections, a server starting up or shutting down,
+    timeouts, serialization failures and deadlocks (SQLSTATE 40001, 40P01) and SQLite's write
+    lock still held by another process after ``busy_timeout``. A write that failed this way may
+    still have been stored (the reply can be lost after ``COMMIT``): retrying ``append_event``
+    with the same event is safe (it is idempotent), and a retried ``create_session`` with the
+    same id answers :class:`SessionExistsError` when the first attempt was stored.
+    """
