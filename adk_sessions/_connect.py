@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 
 from ._dialect import Dialect
+from ._layout import refresh as refresh_layout
 from ._migrations import check_version, schema_version
 from ._service import SessionService
 from .errors import InvalidArgumentError, StorageError
@@ -82,9 +83,10 @@ async def _open(url: str, migrate: bool, options: dict[str, Any]) -> SessionServ
     service = SessionService(dialect)
     try:
         if migrate:
-            await service.migrate()
+            await service.migrate()  # reads the layout (Citus or not) afterwards
         else:
             check_version(dialect, await schema_version(dialect))
+            await refresh_layout(dialect)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await service.close()
@@ -133,7 +135,9 @@ def connect(url: str = DEFAULT_URL, *, migrate: bool = True, **options: Any) -> 
         **options: SQLite: ``busy_timeout`` (seconds, 30), ``synchronous`` (``"FULL"``),
             ``max_readers`` (4). PostgreSQL: asyncpg pool options, ``min_size`` (1),
             ``max_size`` (10), ``command_timeout``, ``connect_timeout``, ``statement_cache_size``,
-            ``server_settings``, ``ssl``, ...
+            ``server_settings``, ``ssl``, ..., and ``distribute`` (default True: on a database
+            with the ``citus`` extension, migrations distribute the tables; False, or the URL
+            parameter ``distribute=false``, keeps them local).
 
     Returns:
         An awaitable async context manager giving the service.

@@ -82,12 +82,19 @@ class Dialect(abc.ABC):
         migrations: The schema migrations, oldest first.
         round_trips: Driver calls made so far (statements sent, BEGIN/COMMIT included); for tests
             and benchmarks that count work instead of timing it.
+        distribute: Whether migrations may distribute the tables (PostgreSQL with Citus; the
+            ``distribute=false`` URL parameter turns it off). Ignored elsewhere.
+        distributed: Whether the tables are Citus tables, as last read from the catalog (see
+            ``_layout``); the service then runs statements that each touch one table, which
+            Citus routes to one shard.
     """
 
     name: str
     queries: Queries
     migrations: tuple[Migration, ...]
     round_trips: int = 0
+    distribute: bool = True
+    distributed: bool = False
 
     @abc.abstractmethod
     def reader(self) -> AbstractAsyncContextManager[Connection]:

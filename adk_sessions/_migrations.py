@@ -53,7 +53,8 @@ async def migrate(dialect: Dialect) -> list[int]:
 
     Many processes may run this at once: the lock (an advisory lock on PostgreSQL, the write lock
     of ``BEGIN IMMEDIATE`` on SQLite) serialises them and each re-reads the applied versions
-    after taking it, so every migration runs exactly once.
+    after taking it, so every migration runs exactly once. Each migration's transaction first
+    records ``dialect.distribute`` (``set_distribute``), which the Citus migration reads.
 
     Args:
         dialect: The database.
@@ -76,6 +77,7 @@ async def migrate(dialect: Dialect) -> list[int]:
             if not pending:
                 return applied
             migration = pending[0]
+            await conn.execute(q.set_distribute, {"value": "on" if dialect.distribute else "off"})
             for statement in migration.statements:
                 await conn.run_statement(statement)
             await conn.execute(

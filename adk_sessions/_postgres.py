@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, NoReturn
@@ -35,6 +36,46 @@ _POOL_OPTIONS = frozenset(
         "connect_timeout",
     }
 )
+
+
+# Spellings of the ``distribute`` URL parameter (libpq's boolean spellings).
+_FLAGS = {"true": True, "on": True, "yes": True, "1": True}
+_FLAGS |= {"false": False, "off": False, "no": False, "0": False}
+
+
+def _take_distribute(dsn: str, options: dict[str, Any]) -> tuple[str, bool]:
+    """Remove ``distribute`` from the URL's query and from ``options``; return the choice.
+
+    ``distribute=false`` (URL) or ``distribute=False`` (option) keeps the tables local on a
+    database with Citus; the default distributes them. asyncpg would take an unknown URL
+    parameter for a server setting, so it never reaches asyncpg.
+    """
+    parts = urllib.parse.urlsplit(dsn)
+    kept, given = [], []
+    for item in parts.query.split("&") if parts.query else []:
+        key, _, value = item.partition("=")
+        if urllib.parse.unquote_plus(key) == "distribute":
+            given.append(urllib.parse.unquote_plus(value))
+        else:
+            kept.append(item)
+    choice: bool | None = None
+    for value in given:
+        flag = _FLAGS.get(value.lower())
+        if flag is None or (choice is not None and flag != choice):
+            raise InvalidArgumentError(
+                f"URL parameter distribute={value!r}: use distribute=true or distribute=false"
+            )
+        choice = flag
+    if "distribute" in options:
+        option = options.pop("distribute")
+        if not isinstance(option, bool):
+            raise InvalidArgumentError(f"option distribute must be True or False, not {option!r}")
+        if choice is not None and option != choice:
+            raise InvalidArgumentError(
+                f"option distribute={option} contradicts the URL's distribute parameter"
+            )
+        choice = option
+    return urllib.parse.urlunsplit(parts._replace(query="&".join(kept))), choice is not False
 
 
 def _storage_error(exc: BaseException) -> NoReturn:
@@ -144,8 +185,10 @@ class PostgresDialect(Dialect):
         """Create the pool.
 
         Args:
-            dsn: A libpq-style ``postgresql://`` URL.
-            options: ``min_size``, ``max_size``, ``command_timeout``, ... (asyncpg pool options).
+            dsn: A libpq-style ``postgresql://`` URL; its ``distribute`` parameter is taken out
+                (``distribute=false`` keeps the tables local on a Citus database).
+            options: ``min_size``, ``max_size``, ``command_timeout``, ... (asyncpg pool options)
+                and ``distribute`` (bool, as the URL parameter).
 
         Returns:
             The dialect.
@@ -154,10 +197,13 @@ class PostgresDialect(Dialect):
             InvalidArgumentError: On an unknown option.
             StorageError: When the server cannot be reached (no password in the message).
         """
+        options = dict(options)
+        dsn, distribute = _take_distribute(dsn, options)
         unknown = set(options) - _POOL_OPTIONS
         if unknown:
             raise InvalidArgumentError(
-                f"unknown PostgreSQL option(s) {sorted(unknown)}; known: {sorted(_POOL_OPTIONS)}"
+                f"unknown PostgreSQL option(s) {sorted(unknown)}; known: "
+                f"{sorted(_POOL_OPTIONS | {'distribute'})}"
             )
         kwargs = {**_POOL_DEFAULTS, **options}
         connect_timeout = kwargs.pop("connect_timeout", None)
@@ -172,7 +218,9 @@ class PostgresDialect(Dialect):
             raise StorageError(
                 f"cannot connect to PostgreSQL: {type(exc).__name__}: {exc}"
             ) from exc
-        return cls(pool)
+        dialect = cls(pool)
+        dialect.distribute = distribute
+        return dialect
 
     @asynccontextmanager
     async def _acquire(self) -> AsyncIterator[Connection]:

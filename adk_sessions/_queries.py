@@ -73,16 +73,24 @@ class Queries:
     applied_versions: Query
     record_migration: Query
     count_rows: Query
+    set_distribute: Query
+    citus_version: Query
+    distribution: Query
     insert_session: Query
     merge_app_state: Query
     merge_user_state: Query
     get_session: Query
     get_scope_states: Query
+    get_session_with_user: Query
+    get_app_scope: Query
+    get_user_scope: Query
     list_sessions: Query
     list_user_sessions: Query
     delete_session: Query
     lock_session: Query
     append_event: Query
+    insert_event: Query
+    advance_session: Query
     get_events: Query
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from . import _migrations
+from . import _layout, _migrations
 from ._codec import Cursor, decode_token, encode_token, events_from_rows, session_from_row
 from ._dialect import Connection, ConstraintError, Dialect, transaction
 from ._models import Event, ListSessionsResponse, Session
@@ -127,33 +127,69 @@ class SessionService:
     async def migrate(self) -> list[int]:
         """Apply pending schema migrations (idempotent, safe to run from many processes at once).
 
+        On PostgreSQL with the ``citus`` extension installed, migration 2 distributes the tables
+        over the Citus cluster (sessions, events and user state by ``user_id``, co-located; app
+        state by ``app_name``), unless the URL said ``distribute=false``.
+
         Returns:
             The versions applied by this call.
 
         Raises:
             SchemaError: When the schema is newer than this code.
         """
-        return await _migrations.migrate(self._dialect)
+        applied = await _migrations.migrate(self._dialect)
+        await _layout.refresh(self._dialect)
+        return applied
 
     async def schema_version(self) -> int:
         """Return the applied schema version (0 for an empty database)."""
         return await _migrations.schema_version(self._dialect)
 
-    async def status(self) -> dict[str, int]:
-        """Return the schema versions (applied and known) and row counts.
+    async def status(self) -> dict[str, Any]:
+        """Return the schema versions (applied and known), the layout and row counts.
 
         Returns:
-            ``{"schema_version", "code_version", "apps", "users", "sessions", "events"}``;
-            counts are present only once the schema exists.
+            ``{"schema_version", "code_version", "distributed", "distribution", "apps", "users",
+            "sessions", "events"}``: ``distributed`` says whether Citus holds the tables,
+            ``distribution`` is ``{"citus": version or None, "tables": {name: {"kind", "column",
+            "colocation_id", "shards"}}}``; counts are present only once the schema exists.
         """
         version = await self.schema_version()
-        result = {"schema_version": version, "code_version": len(self._dialect.migrations)}
+        layout = await _layout.read_layout(self._dialect)
+        result: dict[str, Any] = {
+            "schema_version": version,
+            "code_version": len(self._dialect.migrations),
+            "distributed": layout.distributed,
+            "distribution": layout.to_dict(),
+        }
         if version:
             async with self._dialect.reader() as conn:
                 row = await conn.one(self._q.count_rows, {})
             assert row is not None
             result.update({key: int(row[key]) for key in ("apps", "users", "sessions", "events")})
         return result
+
+    async def _read_scopes(
+        self, conn: Connection, *, app_name: str, user_id: str | None, app: bool = True
+    ) -> tuple[Any, Any]:
+        """Read the app scope (when ``app``) and one user's scope (when ``user_id``), as stored.
+
+        One statement on plain tables. On Citus tables one per scope, each on its own shard (a
+        statement touching both would be planned in steps across nodes).
+        """
+        if not self._dialect.distributed:
+            row = await conn.one(
+                self._q.get_scope_states, {"app_name": app_name, "user_id": user_id or ""}
+            )
+            assert row is not None
+            return row["app_state"], row["user_state"]
+        app_state = await conn.value(self._q.get_app_scope, {"app_name": app_name}) if app else None
+        user_state = (
+            await conn.value(self._q.get_user_scope, {"app_name": app_name, "user_id": user_id})
+            if user_id is not None
+            else None
+        )
+        return app_state, user_state
 
     async def create_session(
         self,
@@ -240,12 +276,11 @@ class SessionService:
                 revision, update_time = await self._write_event(
                     conn, item, session_id=session_id, revision=revision, update_time=update_time
                 )
-            scopes = await conn.one(q.get_scope_states, key)
-        assert scopes is not None
+            app_state, user_state = await self._read_scopes(
+                conn, app_name=app_name, user_id=user_id
+            )
         decode = self._dialect.decode_json
-        merged = merge_state(
-            decode(scopes["app_state"]) or {}, decode(scopes["user_state"]) or {}, scoped.session
-        )
+        merged = merge_state(decode(app_state) or {}, decode(user_state) or {}, scoped.session)
         for item in prepared:
             merged.update(item.stored.actions.state_delta)
         return Session(
@@ -267,13 +302,42 @@ class SessionService:
         revision: int,
         update_time: float,
     ) -> tuple[int, float]:
-        """Insert one event and apply its deltas; the caller holds the session lock."""
+        """Insert one event and apply its deltas; the caller holds the session lock.
+
+        One statement (``append_event``, data-modifying CTEs) on plain tables. On Citus tables
+        one statement per table instead, each routed to one shard: Citus plans INSERT CTEs as
+        separate steps, and the app scope lives on the app's shard, not the user's. App before
+        user, as create_session merges them, so that two transactions never wait on each other.
+        """
         seq = revision + 1
         new_time = max(update_time, item.params["timestamp"])
+        params = {**item.params, "seq": seq, "update_time": new_time}
+        q = self._q
         try:
-            await conn.execute(
-                self._q.append_event, {**item.params, "seq": seq, "update_time": new_time}
-            )
+            if not self._dialect.distributed:
+                await conn.execute(q.append_event, params)
+            else:
+                await conn.execute(q.insert_event, params)
+                if params["app_delta"] is not None:
+                    await conn.execute(
+                        q.merge_app_state,
+                        {
+                            "app_name": params["app_name"],
+                            "delta": params["app_delta"],
+                            "update_time": new_time,
+                        },
+                    )
+                if params["user_delta"] is not None:
+                    await conn.execute(
+                        q.merge_user_state,
+                        {
+                            "app_name": params["app_name"],
+                            "user_id": params["user_id"],
+                            "delta": params["user_delta"],
+                            "update_time": new_time,
+                        },
+                    )
+                await conn.execute(q.advance_session, params)
         except ConstraintError as exc:
             raise InvalidArgumentError(
                 f"event id {item.stored.id!r} already exists in session {session_id!r}"
@@ -373,9 +437,16 @@ class SessionService:
         key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
         decode = self._dialect.decode_json
         async with self._dialect.reader() as conn:
-            row = await conn.one(self._q.get_session, key)
-            if row is None:
-                return None
+            if not self._dialect.distributed:
+                row = await conn.one(self._q.get_session, key)
+                if row is None:
+                    return None
+                app_state = row["app_state"]
+            else:
+                row = await conn.one(self._q.get_session_with_user, key)
+                if row is None:
+                    return None
+                app_state = await conn.value(self._q.get_app_scope, {"app_name": app_name})
             events: list[Event] = []
             if limit != 0 and row["revision"] > 0:
                 rows = await conn.rows(
@@ -393,7 +464,7 @@ class SessionService:
             app_name=app_name,
             user_id=user_id,
             session_id=session_id,
-            scopes=prefixed_scopes(decode(row["app_state"]) or {}, decode(row["user_state"]) or {}),
+            scopes=prefixed_scopes(decode(app_state) or {}, decode(row["user_state"]) or {}),
             decode=decode,
             events=events,
         )
@@ -445,18 +516,14 @@ class SessionService:
                 rows = await conn.rows(
                     self._q.list_sessions, {**params, "after_user": cursor.user_id}
                 )
-                scopes = await conn.one(
-                    self._q.get_scope_states, {"app_name": app_name, "user_id": ""}
-                )
             else:
                 rows = await conn.rows(self._q.list_user_sessions, {**params, "user_id": user_id})
-                scopes = await conn.one(
-                    self._q.get_scope_states, {"app_name": app_name, "user_id": user_id}
-                )
-        assert scopes is not None
+            stored_app, stored_user = await self._read_scopes(
+                conn, app_name=app_name, user_id=user_id
+            )
         more = size is not None and len(rows) > size
         rows = rows[:size] if more else rows
-        app_state = decode(scopes["app_state"]) or {}
+        app_state = decode(stored_app) or {}
         # Each user's scopes are decoded once per page, however many sessions they own; nested
         # values are copied per session so that no two sessions share a mutable object.
         overlays: dict[str, tuple[dict[str, Any], bool]] = {}
@@ -464,7 +531,7 @@ class SessionService:
         for row in rows:
             owner = row["user_id"]
             if owner not in overlays:
-                user_state = scopes["user_state"] if user_id is not None else row["user_state"]
+                user_state = stored_user if user_id is not None else row["user_state"]
                 overlay = prefixed_scopes(app_state, decode(user_state) or {})
                 nested = any(isinstance(v, (dict, list)) for v in overlay.values())
                 overlays[owner] = (overlay, nested)
@@ -524,11 +591,10 @@ class SessionService:
         check_name("app_name", app_name)
         check_name("user_id", user_id)
         async with self._dialect.reader() as conn:
-            row = await conn.one(
-                self._q.get_scope_states, {"app_name": app_name, "user_id": user_id}
+            _, user_state = await self._read_scopes(
+                conn, app_name=app_name, user_id=user_id, app=False
             )
-        assert row is not None
-        return dict(self._dialect.decode_json(row["user_state"]) or {})
+        return dict(self._dialect.decode_json(user_state) or {})
 
     async def get_app_state(self, *, app_name: str) -> dict[str, Any]:
         """Return the app scope, keys without the ``app:`` prefix (``{}`` when none).
@@ -541,6 +607,5 @@ class SessionService:
         """
         check_name("app_name", app_name)
         async with self._dialect.reader() as conn:
-            row = await conn.one(self._q.get_scope_states, {"app_name": app_name, "user_id": ""})
-        assert row is not None
-        return dict(self._dialect.decode_json(row["app_state"]) or {})
+            app_state, _ = await self._read_scopes(conn, app_name=app_name, user_id=None)
+        return dict(self._dialect.decode_json(app_state) or {})
