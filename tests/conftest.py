@@ -1,9 +1,16 @@
-"""Shared fixtures: real databases only (an SQLite file per test, a real PostgreSQL server).
+"""Shared fixtures: real databases only (an SQLite file per test, a real PostgreSQL server, a real
+Citus cluster).
 
 PostgreSQL comes from ``ADK_SESSIONS_TEST_PG_DSN`` if set, else a throwaway cluster started from
 binaries on the machine, else the ``pgserver`` package (``ADK_SESSIONS_TEST_PG_SOURCE=pgserver``
 forces that one); without any of them the PostgreSQL tests
 skip, unless ``ADK_SESSIONS_REQUIRE_PG=1`` (set by ``.ci/run``) turns that into a failure.
+
+Citus (the third backend) comes from ``ADK_SESSIONS_TEST_CITUS_DSN`` if set (a coordinator with at
+least two workers, which the tests reach at the addresses the coordinator lists, with the DSN's
+user and password), else a throwaway coordinator and two workers started from the machine's
+PostgreSQL binaries when Citus is installed into them; without either the Citus tests skip, unless
+``ADK_SESSIONS_REQUIRE_CITUS=1``.
 Async test modules set ``pytestmark = pytest.mark.anyio``; the backend is pinned to asyncio.
 """
 
@@ -24,9 +31,18 @@ import pytest
 
 import adk_sessions
 from adk_sessions import SessionService
-from adk_sessions._pgcluster import PostgresUnavailable, throwaway_postgres
+from adk_sessions._pgcluster import (
+    CitusNodes,
+    PostgresUnavailable,
+    citus_nodes,
+    throwaway_citus,
+    throwaway_postgres,
+    wire_citus_database,
+)
 
-BACKENDS = ("sqlite", "postgres")
+# Every behaviour test runs once per backend; "citus" is PostgreSQL distributed by Citus.
+BACKENDS = ("sqlite", "postgres", "citus")
+SERVER_BACKENDS = ("postgres", "citus")
 
 
 # google-adk 2.x needs Python 3.11+; without it (the [adk] extra) its integration tests are not
@@ -71,46 +87,92 @@ def pg_dsn() -> Iterator[str]:
         yield dsn
 
 
+@pytest.fixture(scope="session")
+def citus_dsn() -> Iterator[str]:
+    """A DSN of the test Citus coordinator's maintenance database (two or more workers)."""
+    env = os.environ.get("ADK_SESSIONS_TEST_CITUS_DSN")
+    if env:
+        nodes = asyncio.run(citus_nodes(env))
+        if len(nodes.workers) < 2:
+            pytest.fail(f"ADK_SESSIONS_TEST_CITUS_DSN has {len(nodes.workers)} worker(s), not 2+")
+        yield env
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            dsn = stack.enter_context(throwaway_citus(workers=2))
+        except PostgresUnavailable as exc:
+            if os.environ.get("ADK_SESSIONS_REQUIRE_CITUS") == "1":
+                pytest.fail(f"ADK_SESSIONS_REQUIRE_CITUS=1 but no Citus cluster: {exc}")
+            pytest.skip(f"no Citus cluster (set ADK_SESSIONS_TEST_CITUS_DSN): {exc}")
+        yield dsn
+
+
 _counter = itertools.count()
 
 
-@pytest.fixture(scope="session")
-def _pg_databases(pg_dsn: str) -> Iterator[list[str]]:
-    created: list[str] = []
-    yield created
+class _Server:
+    """A test server: plain PostgreSQL, or a Citus cluster whose every node gets each database."""
 
-    async def drop() -> None:
-        conn = await asyncpg.connect(pg_dsn)
-        try:
-            for name in created:
+    def __init__(self, dsn: str, citus: CitusNodes | None) -> None:
+        self.dsn = dsn
+        self.citus = citus
+        self.created: list[str] = []
+
+    def _node_dsns(self) -> list[str]:
+        return [self.dsn, *(self.citus.worker_dsns(self.dsn) if self.citus else [])]
+
+    async def create(self, suffix: str) -> str:
+        name = f"adk_sessions_test_{os.getpid()}_{suffix}"
+        for node in self._node_dsns():
+            conn = await asyncpg.connect(node)
+            try:
                 await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await conn.close()
+        self.created.append(name)
+        url = _with_database(self.dsn, name)
+        if self.citus is not None:
+            await wire_citus_database(url, self.citus)
+        return url
 
-    asyncio.run(drop())
+    async def drop_all(self) -> None:
+        for node in reversed(self._node_dsns()):  # the coordinator last
+            conn = await asyncpg.connect(node)
+            try:
+                for name in self.created:
+                    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()
 
 
 @pytest.fixture(scope="session")
-def create_pg_database(
-    pg_dsn: str, _pg_databases: list[str]
-) -> Callable[[str], Coroutine[Any, Any, str]]:
+def _pg_server(pg_dsn: str) -> Iterator[_Server]:
+    server = _Server(pg_dsn, None)
+    yield server
+    asyncio.run(server.drop_all())
+
+
+@pytest.fixture(scope="session")
+def _citus_server(citus_dsn: str) -> Iterator[_Server]:
+    server = _Server(citus_dsn, asyncio.run(citus_nodes(citus_dsn)))
+    yield server
+    asyncio.run(server.drop_all())
+
+
+@pytest.fixture(scope="session")
+def create_pg_database(_pg_server: _Server) -> Callable[[str], Coroutine[Any, Any, str]]:
     """Create an empty database named ``adk_sessions_test_<pid>_<suffix>``; returns its URL.
 
     A leftover database of that name is dropped first; every one is dropped after the run.
     """
+    return _pg_server.create
 
-    async def create(suffix: str) -> str:
-        name = f"adk_sessions_test_{os.getpid()}_{suffix}"
-        conn = await asyncpg.connect(pg_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        _pg_databases.append(name)
-        return _with_database(pg_dsn, name)
 
-    return create
+@pytest.fixture(scope="session")
+def create_citus_database(_citus_server: _Server) -> Callable[[str], Coroutine[Any, Any, str]]:
+    """Create an empty Citus database (on every node, wired together); returns its URL."""
+    return _citus_server.create
 
 
 @pytest.fixture
@@ -125,30 +187,65 @@ def fresh_pg_database(
     return make
 
 
+@pytest.fixture
+def fresh_citus_database(
+    create_citus_database: Callable[[str], Coroutine[Any, Any, str]],
+) -> Callable[[], Awaitable[str]]:
+    """A factory creating a new empty database on the test Citus cluster; returns its URL."""
+
+    async def make() -> str:
+        return await create_citus_database(str(next(_counter)))
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def _pg_shared_url(create_pg_database: Callable[[str], Coroutine[Any, Any, str]]) -> str:
     """One database for the whole run, truncated before each test that uses it."""
     return asyncio.run(create_pg_database("shared"))
 
 
+@pytest.fixture(scope="session")
+def _citus_shared_url(create_citus_database: Callable[[str], Coroutine[Any, Any, str]]) -> str:
+    """One Citus database for the whole run, emptied before each test that uses it."""
+    return asyncio.run(create_citus_database("shared"))
+
+
+# Emptying a shared database between tests: TRUNCATE on PostgreSQL; on Citus a DELETE per table
+# (a TRUNCATE of distributed tables takes a lock on every shard placement and costs far more).
+_EMPTY = {
+    "postgres": [f"TRUNCATE {_TABLES}"],
+    "citus": [f"DELETE FROM {table}" for table in _TABLES.split(", ")],
+}
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of an empty database: a new SQLite file, or the truncated PostgreSQL one."""
+    """The URL of an empty database: a new SQLite file, or the emptied PostgreSQL/Citus one."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'sessions.db'}"
-    url: str = request.getfixturevalue("_pg_shared_url")
+    shared = {"postgres": "_pg_shared_url", "citus": "_citus_shared_url"}[request.param]
+    url: str = request.getfixturevalue(shared)
 
     async def empty() -> None:
         async with adk_sessions.connect(url):  # migrates on first use, so the tables exist
             pass
         conn = await asyncpg.connect(url)
         try:
-            await conn.execute(f"TRUNCATE {_TABLES}")
+            for statement in _EMPTY[request.param]:
+                await conn.execute(statement)
         finally:
             await conn.close()
 
     asyncio.run(empty())
     return url
+
+
+@pytest.fixture
+def backend(db_url: str, request: pytest.FixtureRequest) -> str:
+    """The name of the backend ``db_url`` belongs to (for backend-specific expectations)."""
+    name: str = request.node.callspec.params["db_url"]
+    return name
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 
 On PostgreSQL every driver call is one network round trip. On SQLite a "round trip" is one hop to
 the connection's worker thread; its append runs the four statements of ``append_event`` one by
-one, since SQLite has no data-modifying CTEs.
+one, since SQLite has no data-modifying CTEs. On Citus every statement touches one table, so that
+Citus routes it to one shard: the append writes the event, each scope with keys and the session
+in statements of their own, and the app and user scopes are read apart.
 """
 
 from __future__ import annotations
@@ -16,17 +18,18 @@ from adk_sessions import Event, EventActions, SessionService
 
 pytestmark = pytest.mark.anyio
 
-# operation -> (PostgreSQL, SQLite)
+# operation -> (PostgreSQL, SQLite, Citus)
 EXPECTED = {
-    "append": (4, 7),  # BEGIN, lock, writes (1 statement | 4), COMMIT
-    "append_with_scopes": (4, 7),  # app:/user: keys ride in the same statement(s)
-    "get_session": (2, 2),  # session + scopes, then events
-    "get_session_no_events": (1, 1),  # num_recent_events=0
-    "list_sessions": (2, 2),  # page, then scopes
-    "create_session": (4, 4),  # BEGIN, insert, scopes read back, COMMIT
-    "create_session_with_scopes": (6, 6),  # + app merge, + user merge
-    "delete_session": (3, 3),  # BEGIN, delete, COMMIT
+    "append": (4, 7, 5),  # BEGIN, lock, writes (1 statement | 4 | event + session), COMMIT
+    "append_with_scopes": (4, 7, 7),  # app:/user: keys: same statement(s) | + app, + user
+    "get_session": (2, 2, 3),  # session + scopes (Citus: session + user, then app), events
+    "get_session_no_events": (1, 1, 2),  # num_recent_events=0
+    "list_sessions": (2, 2, 2),  # page, then scopes (Citus: the app scope)
+    "create_session": (4, 4, 5),  # BEGIN, insert, scopes read back (Citus: 2), COMMIT
+    "create_session_with_scopes": (6, 6, 7),  # + app merge, + user merge
+    "delete_session": (3, 3, 3),  # BEGIN, delete, COMMIT
 }
+COLUMN = {"postgres": 0, "sqlite": 1, "citus": 2}
 
 
 async def _count(service: SessionService, call: Callable[[], Awaitable[object]]) -> int:
@@ -35,9 +38,9 @@ async def _count(service: SessionService, call: Callable[[], Awaitable[object]])
     return service.round_trips - before
 
 
-async def test_round_trips_per_operation(db_url: str) -> None:
+async def test_round_trips_per_operation(db_url: str, backend: str) -> None:
     """Each operation makes exactly the documented number of round trips."""
-    column = 1 if db_url.startswith("sqlite") else 0
+    column = COLUMN[backend]
     async with adk_sessions.connect(db_url) as service:
         s = await service.create_session(app_name="a", user_id="u", session_id="s")
         for i in range(30):  # history length must not change any count
