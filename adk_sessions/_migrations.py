@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ._dialect import Dialect, transaction
+from ._dialect import Body, Dialect, statement
 from .errors import SchemaError
 
 __all__ = ("MIGRATION_LOCK_KEY", "migrate", "schema_version")
@@ -64,22 +64,33 @@ async def migrate(dialect: Dialect) -> list[int]:
     Raises:
         SchemaError: When the schema is newer than the code; nothing is changed.
     """
-    q = dialect.queries
     applied: list[int] = []
     while True:
-        async with dialect.writer() as conn, transaction(conn):
-            await conn.execute(q.lock_migrations, {"key": MIGRATION_LOCK_KEY})
-            await conn.execute(q.create_migrations_table, {})
-            done = {row["version"] for row in await conn.rows(q.applied_versions, {})}
-            check_version(dialect, max(done, default=0))
-            pending = [m for m in dialect.migrations if m.version not in done]
-            if not pending:
-                return applied
-            migration = pending[0]
-            for statement in migration.statements:
-                await conn.run_statement(statement)
-            await conn.execute(
-                q.record_migration,
-                {"version": migration.version, "name": migration.name, "applied_at": time.time()},
-            )
-        applied.append(migration.version)
+        version = await dialect.write(lambda: _apply_next(dialect), _ignore)
+        if version is None:
+            return applied
+        applied.append(version)
+
+
+def _ignore(_: object) -> None:
+    pass
+
+
+def _apply_next(dialect: Dialect) -> Body[int | None]:
+    """The transaction applying the oldest pending migration; returns its version, or None."""
+    q = dialect.queries
+    yield q.lock_migrations, {"key": MIGRATION_LOCK_KEY}
+    yield q.create_migrations_table, {}
+    done = {row["version"] for row in (yield q.applied_versions, {})}
+    check_version(dialect, max(done, default=0))
+    pending = [m for m in dialect.migrations if m.version not in done]
+    if not pending:
+        return None
+    migration = pending[0]
+    for sql in migration.statements:
+        yield statement(sql), {}
+    yield (
+        q.record_migration,
+        {"version": migration.version, "name": migration.name, "applied_at": time.time()},
+    )
+    return migration.version

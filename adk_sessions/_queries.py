@@ -83,6 +83,7 @@ class Queries:
     delete_session: Query
     lock_session: Query
     append_event: Query
+    get_event_at: Query
     get_events: Query
 
 

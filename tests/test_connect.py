@@ -41,10 +41,20 @@ async def test_missing_postgres_database_is_storage_error(pg_dsn: str) -> None:
     assert info.value.__cause__ is not None
 
 
-async def test_unopenable_sqlite_file_is_storage_error(tmp_path: Path) -> None:
-    """An SQLite path in a missing directory raises StorageError with sqlite3's cause."""
-    with pytest.raises(StorageError) as info:
+async def test_sqlite_path_in_missing_directory_is_invalid(tmp_path: Path) -> None:
+    """An SQLite path whose directory does not exist is an InvalidArgumentError naming it, and
+    nothing is created anywhere (issue 8: never a new file somewhere else)."""
+    with pytest.raises(InvalidArgumentError, match="missing"):
         await adk_sessions.connect(f"sqlite:///{tmp_path}/missing/dir/x.db")
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_unopenable_sqlite_file_is_storage_error(tmp_path: Path) -> None:
+    """An SQLite path that cannot be opened (a directory) raises StorageError with sqlite3's
+    cause."""
+    (tmp_path / "adir.db").mkdir()
+    with pytest.raises(StorageError) as info:
+        await adk_sessions.connect(f"sqlite:///{tmp_path}/adir.db")
     assert info.value.__cause__ is not None
 
 
