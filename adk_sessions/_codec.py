@@ -39,7 +39,7 @@ def events_from_rows(rows: Sequence[Row], decode: Decode, *, session_id: str) ->
     for row in reversed(rows):
         try:
             events.append(event_from_stored(decode(row["event"])))
-        except Exception as exc:
+        except Exception as exc:  # any malformed row, reported as such
             raise StorageError(
                 f"session {session_id!r}: the event stored at position {row['seq']} cannot be "
                 f"read ({type(exc).__name__}: {exc}); repair or delete that row"
@@ -161,7 +161,7 @@ def decode_token(token: str, *, app_name: str, user_filter: str | None) -> Curso
         )
     except InvalidArgumentError as exc:
         raise foreign from exc
-    except Exception as exc:
+    except Exception as exc:  # any malformed shape, RecursionError included
         raise foreign from exc
     if cursor.app_name != app_name or cursor.user_filter != user_filter:
         raise InvalidArgumentError(

@@ -14,7 +14,7 @@ from ._migrations import check_version, schema_version
 from ._service import SessionService
 from .errors import InvalidArgumentError, StorageError
 
-__all__ = ("DEFAULT_URL", "connect", "redact")
+__all__ = ("DEFAULT_URL", "connect", "redact", "sqlite_location")
 
 DEFAULT_URL = "sqlite:///adk_sessions.db"
 
@@ -100,21 +100,32 @@ def _url_options(
     return rest
 
 
-async def _open_dialect(url: str, options: dict[str, Any]) -> Dialect:
+def sqlite_location(url: str) -> tuple[str, str] | None:
+    """The file path and query string of a ``sqlite://`` URL; ``None`` for another scheme.
+
+    Raises:
+        InvalidArgumentError: A SQLite URL without the ``sqlite:///`` form or without a path.
+    """
     if not isinstance(url, str):
         raise InvalidArgumentError(f"url must be a string, not {type(url).__name__}")
     scheme, sep, rest = url.partition("://")
-    scheme = scheme.lower()
+    if not sep or scheme.lower() not in _SQLITE_SCHEMES:
+        return None
     location, _, query = rest.partition("?")
-    if sep and scheme in _SQLITE_SCHEMES:
-        if not location.startswith("/"):
-            raise InvalidArgumentError(
-                f"SQLite URL {url!r} must be sqlite:///relative.db, sqlite:////absolute.db "
-                "or sqlite:///:memory:"
-            )
-        path = location[1:]
-        if not path:
-            raise InvalidArgumentError(f"SQLite URL {url!r} names no file")
+    if not location.startswith("/"):
+        raise InvalidArgumentError(
+            f"SQLite URL {url!r} must be sqlite:///relative.db, sqlite:////absolute.db "
+            "or sqlite:///:memory:"
+        )
+    if not location[1:]:
+        raise InvalidArgumentError(f"SQLite URL {url!r} names no file")
+    return location[1:], query
+
+
+async def _open_dialect(url: str, options: dict[str, Any]) -> Dialect:
+    sqlite = sqlite_location(url)
+    if sqlite is not None:
+        path, query = sqlite
         unknown = _url_options(url, query, _SQLITE_PARAMS, options)
         if unknown:
             raise InvalidArgumentError(
@@ -124,7 +135,9 @@ async def _open_dialect(url: str, options: dict[str, Any]) -> Dialect:
         from ._sqlite import SqliteDialect
 
         return await SqliteDialect.open(path, options)
-    if sep and scheme in _POSTGRES_SCHEMES:
+    scheme, sep, rest = url.partition("://")
+    location, _, query = rest.partition("?")
+    if sep and scheme.lower() in _POSTGRES_SCHEMES:
         from ._postgres import PostgresDialect
 
         # Other parameters stay in the DSN: asyncpg reads libpq's (sslmode, application_name,

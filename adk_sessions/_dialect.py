@@ -70,7 +70,7 @@ def drive(body: Body[T], run: Callable[[Query, Mapping[str, Any]], Any]) -> T:
             return done.value  # type: ignore[no-any-return]
         try:
             result, failure = run(query, params), None
-        except Exception as exc:
+        except Exception as exc:  # handed to the body, which decides
             result, failure = None, exc
 
 
@@ -87,7 +87,7 @@ async def drive_async(
             return done.value  # type: ignore[no-any-return]
         try:
             result, failure = await run(query, params), None
-        except Exception as exc:
+        except Exception as exc:  # handed to the body, which decides
             result, failure = None, exc
 
 

@@ -109,14 +109,14 @@ class _PgConnection(Connection):
     def _lost(self) -> bool:
         try:
             return bool(self._conn.is_closed())
-        except Exception:
+        except Exception:  # a proxy asyncpg already detached: the connection died
             return True
 
     async def _call(self, method: Callable[..., Any], sql: str, args: list[Any]) -> Any:
         self._dialect.round_trips += 1
         try:
             return await method(sql, *args)
-        except Exception as exc:
+        except Exception as exc:  # every driver failure is translated, here
             raise translate(exc, lost=self._lost()) from exc
 
     async def rows(self, query: Query, params: Mapping[str, Any]) -> list[Row]:
@@ -242,7 +242,7 @@ class PostgresDialect(Dialect):
             pool = await asyncpg.create_pool(
                 self._dsn, init=_init_connection, reset=_keep_session, **self._pool_options
             )
-        except Exception as exc:
+        except Exception as exc:  # translated
             error = translate(exc)
             raise type(error)(f"cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from exc
         self._pools[loop] = pool
@@ -275,7 +275,7 @@ class PostgresDialect(Dialect):
         pool = await self._pool()
         try:
             conn = await pool.acquire()
-        except Exception as exc:
+        except Exception as exc:  # translated
             if self._closed:
                 raise StorageError("the session service is closed") from exc
             raise translate(exc) from exc
@@ -328,7 +328,7 @@ async def _close_pool(pool: asyncpg.Pool) -> None:
     """Close gracefully, bounded; terminate what does not close in time. Never raises."""
     try:
         await asyncio.wait_for(pool.close(), _POOL_CLOSE_TIMEOUT)
-    except Exception:
+    except Exception:  # a pool that cannot close gracefully is terminated
         _terminate(pool)
     except BaseException:
         _terminate(pool)

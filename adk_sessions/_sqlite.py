@@ -292,7 +292,7 @@ class SqliteDialect(Dialect):
             if path != ":memory:":
                 for _ in range(opts["max_readers"]):
                     opened.append(await cls._connect(path, opts, writer=False))
-        except Exception as exc:
+        except Exception as exc:  # translated
             for conn in opened:
                 with anyio.CancelScope(shield=True):
                     await conn.close()
@@ -324,7 +324,7 @@ class SqliteDialect(Dialect):
             raise  # what a transaction body decided (stale, not found, ...), or translated
         except ValueError as exc:  # aiosqlite: "no active connection" / "Connection closed"
             raise StorageError("the session service is closed") from exc
-        except Exception as exc:
+        except Exception as exc:  # translated
             raise translate(exc) from exc
 
     @asynccontextmanager
