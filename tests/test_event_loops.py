@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import warnings
+from typing import Any
 
 import asyncpg
 import pytest
@@ -16,7 +17,7 @@ from adk_sessions import Event, Session, SessionService
 from .conftest import BACKENDS
 
 
-async def _open(url: str, **options: object) -> SessionService:
+async def _open(url: str, **options: Any) -> SessionService:
     return await adk_sessions.connect(url, **options)
 
 
