@@ -60,6 +60,8 @@ _POSTGRES_PARAMS: dict[str, Callable[[str], Any]] = {
     "command_timeout": float,
     "connect_timeout": float,
     "statement_cache_size": int,
+    "schema": str,
+    "pgbouncer": str,
 }
 
 

@@ -168,6 +168,7 @@ class Dialect(abc.ABC):
             included; SQLite: hops to a connection's thread); for tests and benchmarks that count
             work instead of timing it.
         read_only: Opened read-only (SQLite's ``mode=ro``): never migrated, writes fail.
+        schema: Where the tables live (PostgreSQL's ``schema=NAME``; SQLite's is ``main``).
     """
 
     name: str
@@ -175,6 +176,7 @@ class Dialect(abc.ABC):
     migrations: tuple[Migration, ...]
     round_trips: int = 0
     read_only: bool = False
+    schema: str = "main"
 
     @abc.abstractmethod
     def reader(self) -> AbstractAsyncContextManager[Connection]:
