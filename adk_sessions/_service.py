@@ -14,18 +14,20 @@ import attrs
 
 from . import _layout, _migrations
 from ._codec import Cursor, decode_token, encode_token, events_from_rows, session_from_row
-from ._dialect import Connection, ConstraintError, Dialect, transaction
+from ._dialect import Body, Connection, ConstraintError, Dialect, drive_async
 from ._models import Event, ListSessionsResponse, Session
+from ._queries import Kind, Queries, Query
 from ._state import (
     dumps,
     encode_state,
+    loads,
     merge_state,
     prefixed_scopes,
     split_delta,
     validate_state,
     without_temp,
 )
-from ._validate import check_count, check_name, check_seconds
+from ._validate import check_count, check_name, check_seconds, check_text
 from .errors import (
     InvalidArgumentError,
     SessionExistsError,
@@ -54,10 +56,7 @@ def _prepare_event(event: Event, *, app_name: str, user_id: str, session_id: str
             f"event must be an adk_sessions.Event, not {type(event).__name__}"
         )
     check_name("event.id", event.id)
-    if not isinstance(event.timestamp, (int, float)) or not math.isfinite(event.timestamp):
-        raise InvalidArgumentError(
-            f"event {event.id!r}: timestamp {event.timestamp!r} is not finite"
-        )
+    timestamp = check_seconds(f"event {event.id!r}: timestamp", event.timestamp, finite=True)
     delta = event.actions.state_delta
     exact = validate_state(delta)
     stored_delta = without_temp(delta)
@@ -68,19 +67,153 @@ def _prepare_event(event: Event, *, app_name: str, user_id: str, session_id: str
         encoded = dumps(stored.to_dict())
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidArgumentError(f"event {event.id!r} is not JSON-serialisable: {exc}") from exc
+    check_text(f"event {event.id!r}", encoded)
     scoped = split_delta(stored_delta)
     params = {
         "app_name": app_name,
         "user_id": user_id,
         "session_id": session_id,
         "event_id": event.id,
-        "timestamp": float(event.timestamp),
+        "timestamp": timestamp,
         "event": encoded,
         "app_delta": encode_state(scoped.app, positional_floats=exact) if scoped.app else None,
         "user_delta": encode_state(scoped.user, positional_floats=exact) if scoped.user else None,
         "session_delta": encode_state(scoped.session, positional_floats=exact),
     }
     return _PreparedEvent(stored=stored, params=params)
+
+
+def _write_event(
+    q: Queries,
+    item: _PreparedEvent,
+    *,
+    session_id: str,
+    revision: int,
+    update_time: float,
+    distributed: bool,
+) -> Body[tuple[int, float]]:
+    """Insert one event and apply its deltas; the transaction holds the session lock.
+
+    One statement (``append_event``, data-modifying CTEs) on plain tables. On Citus tables one
+    statement per table instead, each routed to one shard: Citus plans INSERT CTEs as separate
+    steps, and the app scope lives on the app's shard, not the user's. App before user, as
+    create_session merges them, so that no two transactions wait on each other.
+
+    Returns:
+        The session's new revision and update time.
+    """
+    seq = revision + 1
+    new_time = max(update_time, item.params["timestamp"])
+    params = {**item.params, "seq": seq, "update_time": new_time}
+    try:
+        if not distributed:
+            yield q.append_event, params
+        else:
+            yield q.insert_event, params
+            if params["app_delta"] is not None:
+                yield (
+                    q.merge_app_state,
+                    {
+                        "app_name": params["app_name"],
+                        "delta": params["app_delta"],
+                        "update_time": new_time,
+                    },
+                )
+            if params["user_delta"] is not None:
+                yield (
+                    q.merge_user_state,
+                    {
+                        "app_name": params["app_name"],
+                        "user_id": params["user_id"],
+                        "delta": params["user_delta"],
+                        "update_time": new_time,
+                    },
+                )
+            yield q.advance_session, params
+    except ConstraintError as exc:
+        raise InvalidArgumentError(
+            f"event id {item.stored.id!r} already exists in session {session_id!r}"
+        ) from exc
+    return seq, new_time
+
+
+def _append(
+    q: Queries, decode: Any, session: Session, item: _PreparedEvent, *, distributed: bool
+) -> Body[tuple[int, float]]:
+    """The append transaction: lock, check the revision (or recognise a retry), write.
+
+    Returns:
+        The session's revision and update time after the append.
+    """
+    key = {"app_name": session.app_name, "user_id": session.user_id, "session_id": session.id}
+    row = yield q.lock_session, key
+    if row is None:
+        raise SessionNotFoundError(
+            f"session {session.id!r} of app {session.app_name!r}, user "
+            f"{session.user_id!r} does not exist"
+        )
+    revision, update_time = row["revision"], row["update_time"]
+    if revision == session.revision:
+        return (
+            yield from _write_event(
+                q,
+                item,
+                session_id=session.id,
+                revision=revision,
+                update_time=update_time,
+                distributed=distributed,
+            )
+        )
+    if revision == session.revision + 1:
+        # The caller may be retrying an append whose reply it never got (a connection lost
+        # after COMMIT, a timeout): the same event stored last means the append happened.
+        last = yield q.get_event_at, {**key, "seq": revision}
+        if last is not None and last["id"] == item.stored.id:
+            if decode(last["event"]) != loads(item.params["event"]):
+                raise InvalidArgumentError(
+                    f"event id {item.stored.id!r} already exists in session {session.id!r} "
+                    "with other content"
+                )
+            return revision, update_time
+    raise StaleSessionError(
+        f"session {session.id!r} is at revision {revision} in storage but "
+        f"{session.revision} in hand; reload it with get_session and retry"
+    )
+
+
+def _nothing(_: object) -> None:
+    """An ``on_commit`` for writes that advance nothing in memory."""
+
+
+def _scopes(
+    q: Queries, *, app_name: str, user_id: str | None, distributed: bool, app: bool = True
+) -> Body[tuple[Any, Any]]:
+    """Read the app scope (when ``app``) and one user's scope (when ``user_id``), as stored.
+
+    One statement on plain tables. On Citus tables one per scope, each on its own shard (a
+    statement touching both would be planned in steps across nodes).
+    """
+    if not distributed:
+        row = yield q.get_scope_states, {"app_name": app_name, "user_id": user_id or ""}
+        return row["app_state"], row["user_state"]
+    app_state = (yield q.get_app_scope, {"app_name": app_name}) if app else None
+    user_state = None
+    if user_id is not None:
+        user_state = yield q.get_user_scope, {"app_name": app_name, "user_id": user_id}
+    return app_state, user_state
+
+
+async def _read(conn: Connection, body: Body[Any]) -> Any:
+    """Run a read-only body on a borrowed connection, one round trip per query."""
+
+    async def run(query: Query, params: Mapping[str, Any]) -> Any:
+        if query.kind is Kind.ROWS:
+            return await conn.rows(query, params)
+        if query.kind is Kind.ONE:
+            return await conn.one(query, params)
+        return await conn.value(query, params)
+
+    return await drive_async(body, run)
 
 
 class SessionService:
@@ -146,17 +279,20 @@ class SessionService:
         return await _migrations.schema_version(self._dialect)
 
     async def status(self) -> dict[str, Any]:
-        """Return the schema versions (applied and known), the layout and row counts.
+        """Return where the tables live, the schema versions (applied and known), row counts.
 
         Returns:
-            ``{"schema_version", "code_version", "distributed", "distribution", "apps", "users",
-            "sessions", "events"}``: ``distributed`` says whether Citus holds the tables,
-            ``distribution`` is ``{"citus": version or None, "tables": {name: {"kind", "column",
-            "colocation_id", "shards"}}}``; counts are present only once the schema exists.
+            ``{"schema", "schema_version", "code_version", "distributed", "distribution",
+            "apps", "users", "sessions", "events"}``; counts are present only once the schema
+            exists. ``schema`` is the PostgreSQL schema of the tables (SQLite: ``main``).
+            ``distributed`` says whether Citus holds the tables; ``distribution`` is
+            ``{"citus": version or None, "tables": {name: {"kind", "column",
+            "colocation_id", "shards"}}}``.
         """
         version = await self.schema_version()
         layout = await _layout.read_layout(self._dialect)
         result: dict[str, Any] = {
+            "schema": self._dialect.schema,
             "schema_version": version,
             "code_version": len(self._dialect.migrations),
             "distributed": layout.distributed,
@@ -168,28 +304,6 @@ class SessionService:
             assert row is not None
             result.update({key: int(row[key]) for key in ("apps", "users", "sessions", "events")})
         return result
-
-    async def _read_scopes(
-        self, conn: Connection, *, app_name: str, user_id: str | None, app: bool = True
-    ) -> tuple[Any, Any]:
-        """Read the app scope (when ``app``) and one user's scope (when ``user_id``), as stored.
-
-        One statement on plain tables. On Citus tables one per scope, each on its own shard (a
-        statement touching both would be planned in steps across nodes).
-        """
-        if not self._dialect.distributed:
-            row = await conn.one(
-                self._q.get_scope_states, {"app_name": app_name, "user_id": user_id or ""}
-            )
-            assert row is not None
-            return row["app_state"], row["user_state"]
-        app_state = await conn.value(self._q.get_app_scope, {"app_name": app_name}) if app else None
-        user_state = (
-            await conn.value(self._q.get_user_scope, {"app_name": app_name, "user_id": user_id})
-            if user_id is not None
-            else None
-        )
-        return app_state, user_state
 
     async def create_session(
         self,
@@ -240,8 +354,10 @@ class SessionService:
         now = time.time() if given_time is None else given_time
         key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
         q = self._q
-        async with self._dialect.writer() as conn, transaction(conn):
-            created = await conn.one(
+        distributed = self._dialect.distributed
+
+        def create() -> Body[tuple[int, float, Any]]:
+            created = yield (
                 q.insert_session,
                 {
                     **key,
@@ -254,7 +370,7 @@ class SessionService:
                     f"session {session_id!r} already exists for app {app_name!r}, user {user_id!r}"
                 )
             if scoped.app:
-                await conn.execute(
+                yield (
                     q.merge_app_state,
                     {
                         "app_name": app_name,
@@ -263,7 +379,7 @@ class SessionService:
                     },
                 )
             if scoped.user:
-                await conn.execute(
+                yield (
                     q.merge_user_state,
                     {
                         **key,
@@ -273,12 +389,20 @@ class SessionService:
                 )
             revision, update_time = 0, now
             for item in prepared:
-                revision, update_time = await self._write_event(
-                    conn, item, session_id=session_id, revision=revision, update_time=update_time
+                revision, update_time = yield from _write_event(
+                    q,
+                    item,
+                    session_id=session_id,
+                    revision=revision,
+                    update_time=update_time,
+                    distributed=distributed,
                 )
-            app_state, user_state = await self._read_scopes(
-                conn, app_name=app_name, user_id=user_id
+            scopes = yield from _scopes(
+                q, app_name=app_name, user_id=user_id, distributed=distributed
             )
+            return revision, update_time, scopes
+
+        revision, update_time, (app_state, user_state) = await self._dialect.write(create, _nothing)
         decode = self._dialect.decode_json
         merged = merge_state(decode(app_state) or {}, decode(user_state) or {}, scoped.session)
         for item in prepared:
@@ -292,57 +416,6 @@ class SessionService:
             last_update_time=update_time,
             revision=revision,
         )
-
-    async def _write_event(
-        self,
-        conn: Connection,
-        item: _PreparedEvent,
-        *,
-        session_id: str,
-        revision: int,
-        update_time: float,
-    ) -> tuple[int, float]:
-        """Insert one event and apply its deltas; the caller holds the session lock.
-
-        One statement (``append_event``, data-modifying CTEs) on plain tables. On Citus tables
-        one statement per table instead, each routed to one shard: Citus plans INSERT CTEs as
-        separate steps, and the app scope lives on the app's shard, not the user's. App before
-        user, as create_session merges them, so that two transactions never wait on each other.
-        """
-        seq = revision + 1
-        new_time = max(update_time, item.params["timestamp"])
-        params = {**item.params, "seq": seq, "update_time": new_time}
-        q = self._q
-        try:
-            if not self._dialect.distributed:
-                await conn.execute(q.append_event, params)
-            else:
-                await conn.execute(q.insert_event, params)
-                if params["app_delta"] is not None:
-                    await conn.execute(
-                        q.merge_app_state,
-                        {
-                            "app_name": params["app_name"],
-                            "delta": params["app_delta"],
-                            "update_time": new_time,
-                        },
-                    )
-                if params["user_delta"] is not None:
-                    await conn.execute(
-                        q.merge_user_state,
-                        {
-                            "app_name": params["app_name"],
-                            "user_id": params["user_id"],
-                            "delta": params["user_delta"],
-                            "update_time": new_time,
-                        },
-                    )
-                await conn.execute(q.advance_session, params)
-        except ConstraintError as exc:
-            raise InvalidArgumentError(
-                f"event id {item.stored.id!r} already exists in session {session_id!r}"
-            ) from exc
-        return seq, new_time
 
     async def append_event(self, session: Session, event: Event) -> Event:
         """Append an event and apply its state delta, atomically.
@@ -365,6 +438,19 @@ class SessionService:
             StaleSessionError: The stored revision differs: reload the session and retry.
             SessionNotFoundError: The session does not exist (or was deleted).
             InvalidArgumentError: Non-JSON state values, a duplicate event id, a bad event.
+            StorageUnavailableError: The database could not be reached or gave up; retry the
+                same call (see below).
+
+        Retrying is safe: when the stored revision is ``session.revision + 1`` and the event
+        stored there has ``event.id`` and equals ``event`` (its stored form), the append is
+        taken as done (its reply was lost): ``session`` is advanced as by a successful append
+        and nothing new is stored. The same id with other content raises
+        ``InvalidArgumentError``.
+
+        Cancellation is all or nothing, whatever cancels the caller (anyio scopes,
+        ``asyncio.wait_for``, ``asyncio.timeout``, ``task.cancel()``): the event is stored and
+        ``session`` advanced, or neither, and the cancellation is raised after the write has
+        settled.
         """
         if event.partial:
             return event
@@ -375,34 +461,19 @@ class SessionService:
         item = _prepare_event(
             event, app_name=session.app_name, user_id=session.user_id, session_id=session.id
         )
-        key = {"app_name": session.app_name, "user_id": session.user_id, "session_id": session.id}
-        async with self._dialect.writer() as conn, transaction(conn) as tx:
-            row = await conn.one(self._q.lock_session, key)
-            if row is None:
-                raise SessionNotFoundError(
-                    f"session {session.id!r} of app {session.app_name!r}, user "
-                    f"{session.user_id!r} does not exist"
-                )
-            if row["revision"] != session.revision:
-                raise StaleSessionError(
-                    f"session {session.id!r} is at revision {row['revision']} in storage but "
-                    f"{session.revision} in hand; reload it with get_session and retry"
-                )
-            revision, update_time = await self._write_event(
-                conn,
-                item,
-                session_id=session.id,
-                revision=row["revision"],
-                update_time=row["update_time"],
-            )
 
-            def advance() -> None:
-                session.state.update(event.actions.state_delta)
-                session.events.append(item.stored)
-                session.revision = revision
-                session.last_update_time = update_time
+        def advance(moved: tuple[int, float]) -> None:
+            session.state.update(event.actions.state_delta)
+            session.events.append(item.stored)
+            session.revision, session.last_update_time = moved
 
-            tx.after_commit(advance)
+        distributed = self._dialect.distributed
+        await self._dialect.write(
+            lambda: _append(
+                self._q, self._dialect.decode_json, session, item, distributed=distributed
+            ),
+            advance,
+        )
         return item.stored
 
     async def get_session(
@@ -442,7 +513,7 @@ class SessionService:
                 if row is None:
                     return None
                 app_state = row["app_state"]
-            else:
+            else:  # the session with its user scope on one shard, the app scope on another
                 row = await conn.one(self._q.get_session_with_user, key)
                 if row is None:
                     return None
@@ -458,7 +529,7 @@ class SessionService:
                         "limit": limit,
                     },
                 )
-                events = events_from_rows(rows, decode)
+                events = events_from_rows(rows, decode, session_id=session_id)
         return session_from_row(
             row,
             app_name=app_name,
@@ -518,8 +589,14 @@ class SessionService:
                 )
             else:
                 rows = await conn.rows(self._q.list_user_sessions, {**params, "user_id": user_id})
-            stored_app, stored_user = await self._read_scopes(
-                conn, app_name=app_name, user_id=user_id
+            stored_app, stored_user = await _read(
+                conn,
+                _scopes(
+                    self._q,
+                    app_name=app_name,
+                    user_id=user_id,
+                    distributed=self._dialect.distributed,
+                ),
             )
         more = size is not None and len(rows) > size
         rows = rows[:size] if more else rows
@@ -575,8 +652,11 @@ class SessionService:
         check_name("user_id", user_id)
         check_name("session_id", session_id)
         key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
-        async with self._dialect.writer() as conn, transaction(conn):
-            await conn.execute(self._q.delete_session, key)
+
+        def delete() -> Body[None]:
+            yield self._q.delete_session, key
+
+        await self._dialect.write(delete, _nothing)
 
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         """Return the user scope, keys without the ``user:`` prefix (``{}`` when none).
@@ -591,8 +671,15 @@ class SessionService:
         check_name("app_name", app_name)
         check_name("user_id", user_id)
         async with self._dialect.reader() as conn:
-            _, user_state = await self._read_scopes(
-                conn, app_name=app_name, user_id=user_id, app=False
+            _, user_state = await _read(
+                conn,
+                _scopes(
+                    self._q,
+                    app_name=app_name,
+                    user_id=user_id,
+                    distributed=self._dialect.distributed,
+                    app=False,
+                ),
             )
         return dict(self._dialect.decode_json(user_state) or {})
 
@@ -607,5 +694,13 @@ class SessionService:
         """
         check_name("app_name", app_name)
         async with self._dialect.reader() as conn:
-            app_state, _ = await self._read_scopes(conn, app_name=app_name, user_id=None)
+            app_state, _ = await _read(
+                conn,
+                _scopes(
+                    self._q,
+                    app_name=app_name,
+                    user_id=None,
+                    distributed=self._dialect.distributed,
+                ),
+            )
         return dict(self._dialect.decode_json(app_state) or {})

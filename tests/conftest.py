@@ -6,11 +6,11 @@ binaries on the machine, else the ``pgserver`` package (``ADK_SESSIONS_TEST_PG_S
 forces that one); without any of them the PostgreSQL tests
 skip, unless ``ADK_SESSIONS_REQUIRE_PG=1`` (set by ``.ci/run``) turns that into a failure.
 
-Citus (the third backend) comes from ``ADK_SESSIONS_TEST_CITUS_DSN`` if set (a coordinator with at
-least two workers, which the tests reach at the addresses the coordinator lists, with the DSN's
-user and password), else a throwaway coordinator and two workers started from the machine's
-PostgreSQL binaries when Citus is installed into them; without either the Citus tests skip, unless
-``ADK_SESSIONS_REQUIRE_CITUS=1``.
+Citus (the backend ``citus``) comes from ``ADK_SESSIONS_TEST_CITUS_DSN`` if set (a coordinator
+with at least two workers, which the tests reach at the addresses the coordinator lists, with
+the DSN's user and password), else a throwaway coordinator and two workers started from the
+machine's PostgreSQL binaries when Citus is installed into them; without either the Citus tests
+skip, unless ``ADK_SESSIONS_REQUIRE_CITUS=1`` turns that into a failure.
 Async test modules set ``pytestmark = pytest.mark.anyio``; the backend is pinned to asyncio.
 """
 
@@ -32,17 +32,18 @@ import pytest
 import adk_sessions
 from adk_sessions import SessionService
 from adk_sessions._pgcluster import (
-    CitusNodes,
     PostgresUnavailable,
     citus_nodes,
     throwaway_citus,
     throwaway_postgres,
     wire_citus_database,
 )
+from adk_sessions._queries import quote_identifier
+
+from ._pgbouncer import throwaway_pgbouncer
 
 # Every behaviour test runs once per backend; "citus" is PostgreSQL distributed by Citus.
 BACKENDS = ("sqlite", "postgres", "citus")
-SERVER_BACKENDS = ("postgres", "citus")
 
 
 # google-adk 2.x needs Python 3.11+; without it (the [adk] extra) its integration tests are not
@@ -55,7 +56,7 @@ def _has_google_adk() -> bool:
 
 
 collect_ignore = [] if _has_google_adk() else ["adk"]
-_TABLES = "adk_events, adk_sessions, adk_user_states, adk_app_states"
+_TABLES = ("adk_events", "adk_sessions", "adk_user_states", "adk_app_states")
 
 
 @pytest.fixture(scope="session")
@@ -110,81 +111,86 @@ def citus_dsn() -> Iterator[str]:
 _counter = itertools.count()
 
 
-class _Server:
-    """A test server: plain PostgreSQL, or a Citus cluster whose every node gets each database."""
+@pytest.fixture(scope="session")
+def _pg_databases(pg_dsn: str) -> Iterator[list[str]]:
+    created: list[str] = []
+    yield created
 
-    def __init__(self, dsn: str, citus: CitusNodes | None) -> None:
-        self.dsn = dsn
-        self.citus = citus
-        self.created: list[str] = []
+    async def drop() -> None:
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            for name in created:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
 
-    def _node_dsns(self) -> list[str]:
-        return [self.dsn, *(self.citus.worker_dsns(self.dsn) if self.citus else [])]
+    asyncio.run(drop())
 
-    async def create(self, suffix: str) -> str:
+
+@pytest.fixture(scope="session")
+def create_pg_database(
+    pg_dsn: str, _pg_databases: list[str]
+) -> Callable[[str], Coroutine[Any, Any, str]]:
+    """Create an empty database named ``adk_sessions_test_<pid>_<suffix>``; returns its URL.
+
+    A leftover database of that name is dropped first; every one is dropped after the run.
+    """
+
+    async def create(suffix: str) -> str:
         name = f"adk_sessions_test_{os.getpid()}_{suffix}"
-        for node in self._node_dsns():
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        _pg_databases.append(name)
+        return _with_database(pg_dsn, name)
+
+    return create
+
+
+@pytest.fixture(scope="session")
+def _citus_databases(citus_dsn: str) -> Iterator[list[str]]:
+    created: list[str] = []
+    yield created
+
+    async def drop() -> None:
+        nodes = await citus_nodes(citus_dsn)
+        for node in [*nodes.worker_dsns(citus_dsn), citus_dsn]:  # the coordinator last
+            conn = await asyncpg.connect(node)
+            try:
+                for name in created:
+                    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(scope="session")
+def create_citus_database(
+    citus_dsn: str, _citus_databases: list[str]
+) -> Callable[[str], Coroutine[Any, Any, str]]:
+    """Create an empty database on every node of the test Citus cluster, wired together (the
+    citus extension on each, the nodes registered); returns its URL on the coordinator."""
+
+    async def create(suffix: str) -> str:
+        name = f"adk_sessions_test_{os.getpid()}_{suffix}"
+        nodes = await citus_nodes(citus_dsn)
+        for node in [citus_dsn, *nodes.worker_dsns(citus_dsn)]:
             conn = await asyncpg.connect(node)
             try:
                 await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 await conn.execute(f'CREATE DATABASE "{name}"')
             finally:
                 await conn.close()
-        self.created.append(name)
-        url = _with_database(self.dsn, name)
-        if self.citus is not None:
-            await wire_citus_database(url, self.citus)
+        _citus_databases.append(name)
+        url = _with_database(citus_dsn, name)
+        await wire_citus_database(url, nodes)
         return url
 
-    async def drop_all(self) -> None:
-        for node in reversed(self._node_dsns()):  # the coordinator last
-            conn = await asyncpg.connect(node)
-            try:
-                for name in self.created:
-                    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await conn.close()
-
-
-@pytest.fixture(scope="session")
-def _pg_server(pg_dsn: str) -> Iterator[_Server]:
-    server = _Server(pg_dsn, None)
-    yield server
-    asyncio.run(server.drop_all())
-
-
-@pytest.fixture(scope="session")
-def _citus_server(citus_dsn: str) -> Iterator[_Server]:
-    server = _Server(citus_dsn, asyncio.run(citus_nodes(citus_dsn)))
-    yield server
-    asyncio.run(server.drop_all())
-
-
-@pytest.fixture(scope="session")
-def create_pg_database(_pg_server: _Server) -> Callable[[str], Coroutine[Any, Any, str]]:
-    """Create an empty database named ``adk_sessions_test_<pid>_<suffix>``; returns its URL.
-
-    A leftover database of that name is dropped first; every one is dropped after the run.
-    """
-    return _pg_server.create
-
-
-@pytest.fixture(scope="session")
-def create_citus_database(_citus_server: _Server) -> Callable[[str], Coroutine[Any, Any, str]]:
-    """Create an empty Citus database (on every node, wired together); returns its URL."""
-    return _citus_server.create
-
-
-@pytest.fixture
-def fresh_pg_database(
-    create_pg_database: Callable[[str], Coroutine[Any, Any, str]],
-) -> Callable[[], Awaitable[str]]:
-    """A factory creating a new empty database on the test server; returns its URL."""
-
-    async def make() -> str:
-        return await create_pg_database(str(next(_counter)))
-
-    return make
+    return create
 
 
 @pytest.fixture
@@ -195,6 +201,18 @@ def fresh_citus_database(
 
     async def make() -> str:
         return await create_citus_database(str(next(_counter)))
+
+    return make
+
+
+@pytest.fixture
+def fresh_pg_database(
+    create_pg_database: Callable[[str], Coroutine[Any, Any, str]],
+) -> Callable[[], Awaitable[str]]:
+    """A factory creating a new empty database on the test server; returns its URL."""
+
+    async def make() -> str:
+        return await create_pg_database(str(next(_counter)))
 
     return make
 
@@ -211,34 +229,79 @@ def _citus_shared_url(create_citus_database: Callable[[str], Coroutine[Any, Any,
     return asyncio.run(create_citus_database("shared"))
 
 
-# Emptying a shared database between tests: TRUNCATE on PostgreSQL; on Citus a DELETE per table
-# (a TRUNCATE of distributed tables takes a lock on every shard placement and costs far more).
-_EMPTY = {
-    "postgres": [f"TRUNCATE {_TABLES}"],
-    "citus": [f"DELETE FROM {table}" for table in _TABLES.split(", ")],
-}
+# An awkward schema name for the tables behind PgBouncer: quotes, a space, a semicolon.
+PGBOUNCER_SCHEMA = 'odd "schema"; name'
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_port(pg_dsn: str) -> Iterator[int]:
+    """A throwaway PgBouncer in transaction pooling mode in front of the test server.
+
+    Missing ``pgbouncer`` skips the tests through it, unless ``ADK_SESSIONS_REQUIRE_PGBOUNCER=1``
+    (set by ``.ci/run``, which installs it) turns that into a failure.
+    """
+    try:
+        with throwaway_pgbouncer(pg_dsn) as port:
+            yield port
+    except PostgresUnavailable as exc:
+        if os.environ.get("ADK_SESSIONS_REQUIRE_PGBOUNCER") == "1":
+            pytest.fail(f"ADK_SESSIONS_REQUIRE_PGBOUNCER=1 but no PgBouncer: {exc}")
+        pytest.skip(f"no PgBouncer: {exc}")
+
+
+@pytest.fixture(scope="session")
+def _pgbouncer_url(
+    pgbouncer_port: int, create_pg_database: Callable[[str], Coroutine[Any, Any, str]]
+) -> str:
+    """A database reached through PgBouncer, its tables in :data:`PGBOUNCER_SCHEMA`."""
+    direct = asyncio.run(create_pg_database("pgbouncer"))
+    parts = urllib.parse.urlsplit(direct)
+    query = urllib.parse.urlencode({"pgbouncer": "true", "schema": PGBOUNCER_SCHEMA})
+    netloc = f"{parts.username or 'postgres'}@127.0.0.1:{pgbouncer_port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _empty(url: str, *, schema: str = "public", citus: bool = False) -> None:
+    """Migrate (on first use) and empty every table of ``schema``: TRUNCATE, or on Citus a
+    DELETE per table (a TRUNCATE of distributed tables locks every shard and costs far more)."""
+
+    async def empty() -> None:
+        async with adk_sessions.connect(url):  # migrates on first use, so the tables exist
+            pass
+        # statement_cache_size=0: the URL may lead through PgBouncer in transaction mode.
+        conn = await asyncpg.connect(url.split("?", 1)[0], statement_cache_size=0)
+        try:
+            tables = [f"{quote_identifier(schema)}.{table}" for table in _TABLES]
+            if citus:
+                for table in tables:
+                    await conn.execute(f"DELETE FROM {table}")
+            else:
+                await conn.execute(f"TRUNCATE {', '.join(tables)}")
+        finally:
+            await conn.close()
+
+    asyncio.run(empty())
+
+
+def _backend_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'sessions.db'}"
+    if backend == "pgbouncer":
+        url: str = request.getfixturevalue("_pgbouncer_url")
+        _empty(url, schema=PGBOUNCER_SCHEMA)
+    elif backend == "citus":
+        url = request.getfixturevalue("_citus_shared_url")
+        _empty(url, citus=True)
+    else:
+        url = request.getfixturevalue("_pg_shared_url")
+        _empty(url)
+    return url
 
 
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of an empty database: a new SQLite file, or the emptied PostgreSQL/Citus one."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'sessions.db'}"
-    shared = {"postgres": "_pg_shared_url", "citus": "_citus_shared_url"}[request.param]
-    url: str = request.getfixturevalue(shared)
-
-    async def empty() -> None:
-        async with adk_sessions.connect(url):  # migrates on first use, so the tables exist
-            pass
-        conn = await asyncpg.connect(url)
-        try:
-            for statement in _EMPTY[request.param]:
-                await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(empty())
-    return url
+    return _backend_url(request, request.param, tmp_path)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -105,6 +106,32 @@ async def test_distribution_is_kept_by_later_connects(citus_url: str) -> None:
     assert await _partitions(citus_url) == before
 
 
+async def test_distributes_in_a_schema_of_its_own(citus_url: str) -> None:
+    """With schema=NAME (an awkward name) the migration distributes the tables of that schema,
+    and every operation works on them."""
+    schema = 'odd "schema"; name'
+    url = citus_url + "?" + urllib.parse.urlencode({"schema": schema})
+    async with adk_sessions.connect(url) as service:
+        status = await service.status()
+        s = await service.create_session(app_name="a", user_id="u", state={"app:x": 1})
+        await service.append_event(
+            s, Event(author="a", actions=EventActions(state_delta={"user:y": 2, "app:x": 3}))
+        )
+        got = await service.get_session(app_name="a", user_id="u", session_id=s.id)
+        listed = await service.list_sessions(app_name="a")
+    assert got == s and got.state == {"app:x": 3, "user:y": 2}
+    assert [x.id for x in listed.sessions] == [s.id]
+    assert status["distributed"] is True
+    qualified = '"odd ""schema""; name".'
+    parts = await _partitions(citus_url)
+    assert {name: part[:2] for name, part in parts.items()} == {
+        qualified + "adk_app_states": ("h", "app_name"),
+        qualified + "adk_events": ("h", "user_id"),
+        qualified + "adk_sessions": ("h", "user_id"),
+        qualified + "adk_user_states": ("h", "user_id"),
+    }
+
+
 # --- router planning, by EXPLAIN of the statements the service sends ---------------------------
 
 
@@ -130,7 +157,7 @@ async def recorded(citus_url: str) -> AsyncIterator[tuple[SessionService, _Recor
     async with adk_sessions.connect(citus_url, min_size=1, max_size=1) as service:
         # The pool's one connection keeps its query logger across releases (asyncpg resets
         # listeners, not query loggers, on release).
-        pool = service._dialect._pool  # type: ignore[attr-defined]
+        pool = await service._dialect._pool()  # type: ignore[attr-defined]
         async with pool.acquire() as conn:
             conn.add_query_logger(recorder)
         yield service, recorder

@@ -8,20 +8,25 @@
 -- one more shard (the app's), never every node as a reference table would. Distribution columns
 -- are part of every primary key, unique constraint and foreign key, as Citus requires. Existing
 -- rows are copied into the shards and the coordinator's local copies truncated. The shard count
--- is Citus's citus.shard_count (32 unless set before migrating).
+-- is Citus's citus.shard_count (32 unless set before migrating). The tables are named in the
+-- schema lock_migrations recorded for this transaction (adk_sessions.schema).
 DO $$
+DECLARE
+    s text := quote_ident(current_setting('adk_sessions.schema'));
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')
        AND coalesce(current_setting('adk_sessions.distribute', true), '') <> 'off' THEN
-        PERFORM create_distributed_table('adk_sessions', 'user_id');
-        PERFORM create_distributed_table('adk_events', 'user_id', colocate_with => 'adk_sessions');
+        PERFORM create_distributed_table((s || '.adk_sessions')::regclass, 'user_id');
         PERFORM create_distributed_table(
-            'adk_user_states', 'user_id', colocate_with => 'adk_sessions');
-        PERFORM create_distributed_table('adk_app_states', 'app_name', colocate_with => 'none');
-        PERFORM truncate_local_data_after_distributing_table('adk_events');
-        PERFORM truncate_local_data_after_distributing_table('adk_sessions');
-        PERFORM truncate_local_data_after_distributing_table('adk_user_states');
-        PERFORM truncate_local_data_after_distributing_table('adk_app_states');
+            (s || '.adk_events')::regclass, 'user_id', colocate_with => s || '.adk_sessions');
+        PERFORM create_distributed_table(
+            (s || '.adk_user_states')::regclass, 'user_id', colocate_with => s || '.adk_sessions');
+        PERFORM create_distributed_table(
+            (s || '.adk_app_states')::regclass, 'app_name', colocate_with => 'none');
+        PERFORM truncate_local_data_after_distributing_table((s || '.adk_events')::regclass);
+        PERFORM truncate_local_data_after_distributing_table((s || '.adk_sessions')::regclass);
+        PERFORM truncate_local_data_after_distributing_table((s || '.adk_user_states')::regclass);
+        PERFORM truncate_local_data_after_distributing_table((s || '.adk_app_states')::regclass);
     END IF;
 END
 $$;
