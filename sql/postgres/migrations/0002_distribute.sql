@@ -9,10 +9,12 @@
 -- are part of every primary key, unique constraint and foreign key, as Citus requires. Existing
 -- rows are copied into the shards and the coordinator's local copies truncated. The shard count
 -- is Citus's citus.shard_count (32 unless set before migrating). The tables are named in the
--- schema lock_migrations recorded for this transaction (adk_sessions.schema).
+-- schema lock_migrations recorded for this transaction (adk_sessions.schema), or, when the
+-- script runs on its own, in the current schema.
 DO $$
 DECLARE
-    s text := quote_ident(current_setting('adk_sessions.schema'));
+    s text := quote_ident(coalesce(nullif(current_setting('adk_sessions.schema', true), ''),
+                                   current_schema()));
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')
        AND coalesce(current_setting('adk_sessions.distribute', true), '') <> 'off' THEN
