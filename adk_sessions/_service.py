@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+import anyio
 import attrs
 
 from . import _migrations
@@ -27,7 +29,7 @@ from ._state import (
     validate_state,
     without_temp,
 )
-from ._validate import check_count, check_name, check_seconds, check_text
+from ._validate import MAX_COUNT, check_count, check_name, check_seconds, check_text
 from .errors import (
     InvalidArgumentError,
     SessionExistsError,
@@ -39,6 +41,9 @@ __all__ = ("SessionService",)
 
 # The keyset cursor before the first session: every update time is > -inf.
 _START = Cursor(app_name="", user_filter=None, update_time=-math.inf, user_id="", session_id="")
+
+DEFAULT_BATCH_SIZE = 500
+"""Sessions deleted per transaction by :meth:`SessionService.delete_sessions`."""
 
 
 @attrs.frozen(kw_only=True)
@@ -550,6 +555,116 @@ class SessionService:
             yield self._q.delete_session, key
 
         await self._dialect.write(delete, _nothing)
+
+    async def delete_sessions(
+        self,
+        *,
+        app_name: str,
+        user_id: str | None = None,
+        updated_before: float,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete the sessions (and their events) last updated before a time: retention.
+
+        Works in batches of short transactions, oldest sessions first: each batch finds the
+        next ``batch_size`` sessions of the app whose ``last_update_time < updated_before`` and
+        deletes them, checking the time again in the ``DELETE`` itself, so a session appended
+        to after it was found is deleted only if it still qualifies. No lock is held from one
+        batch to the next, so appends to other sessions go on while a prune runs, and an
+        append to a session being pruned waits for one batch at most. App and user state are
+        kept. Cancelled or failed half-way, the batches committed so far stay deleted; running
+        it again finishes the job.
+
+        Args:
+            app_name: The app.
+            user_id: Only this user's sessions; None for every user of the app.
+            updated_before: Epoch seconds; sessions last updated exactly then are kept.
+            batch_size: Sessions per transaction (at least 1).
+            progress: Called after each committed batch with the number it deleted.
+
+        Returns:
+            How many sessions were deleted.
+
+        Raises:
+            InvalidArgumentError: Empty or malformed names, a missing or non-numeric
+                ``updated_before``, a ``batch_size`` that is not a positive integer.
+        """
+        check_name("app_name", app_name)
+        if user_id is not None:
+            check_name("user_id", user_id)
+        before = check_seconds("updated_before", updated_before, finite=False)
+        if before is None:
+            raise InvalidArgumentError("updated_before must be epoch seconds, got None")
+        if type(batch_size) is not int or not 1 <= batch_size <= MAX_COUNT:
+            raise InvalidArgumentError(
+                f"batch_size must be an integer from 1 to 2**63-1, got {batch_size!r}"
+            )
+        scope = {"app_name": app_name, "user_id": user_id, "before": before}
+        q = self._q
+
+        def batch(first: tuple[float, str, str]) -> Body[tuple[int, tuple[float, str, str] | None]]:
+            start = {"from_time": first[0], "from_user": first[1], "from_id": first[2]}
+            bound = yield q.find_expired_bound, {**scope, **start, "batch_size": batch_size}
+            # No session past the batch: it ends where the expired sessions end.
+            end = (before, "", "") if bound is None else tuple(bound)
+            deleted = yield (
+                q.delete_expired_sessions,
+                {**scope, **start, "to_time": end[0], "to_user": end[1], "to_id": end[2]},
+            )
+            return len(deleted), (None if bound is None else (end[0], end[1], end[2]))
+
+        total = batches = 0
+        first: tuple[float, str, str] | None = (-math.inf, "", "")
+        while first is not None:
+            if batches:
+                await anyio.sleep(self._dialect.batch_pause)
+            deleted, first = await self._dialect.write(functools.partial(batch, first), _nothing)
+            total, batches = total + deleted, batches + 1
+            if progress is not None:
+                progress(deleted)
+        return total
+
+    async def count_sessions(
+        self, *, app_name: str, user_id: str | None = None, updated_before: float | None = None
+    ) -> int:
+        """Count an app's sessions (one user's), optionally only those updated before a time.
+
+        With ``updated_before`` this is how many :meth:`delete_sessions` would delete now (a
+        dry run); it only reads.
+
+        Args:
+            app_name: The app.
+            user_id: Only this user's sessions; None for every user of the app.
+            updated_before: Epoch seconds; None counts every session.
+
+        Returns:
+            The number of sessions.
+
+        Raises:
+            InvalidArgumentError: Empty or malformed names, a non-numeric ``updated_before``.
+        """
+        check_name("app_name", app_name)
+        if user_id is not None:
+            check_name("user_id", user_id)
+        before = check_seconds("updated_before", updated_before, finite=False)
+        params = {
+            "app_name": app_name,
+            "user_id": user_id,
+            "before": math.inf if before is None else before,
+        }
+        async with self._dialect.reader() as conn:
+            return int(await conn.value(self._q.count_expired_sessions, params))
+
+    async def list_apps(self) -> list[str]:
+        """Return the names of the apps that have at least one session, in byte order.
+
+        Returns:
+            The app names.
+        """
+        async with self._dialect.reader() as conn:
+            rows = await conn.rows(self._q.list_apps_with_sessions, {})
+        return [row["app_name"] for row in rows]
 
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         """Return the user scope, keys without the ``user:`` prefix (``{}`` when none).
