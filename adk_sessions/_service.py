@@ -29,6 +29,7 @@ from ._state import (
     validate_state,
     without_temp,
 )
+from ._tracing import SYSTEM_NAMES, traced
 from ._validate import MAX_COUNT, check_count, check_name, check_seconds, check_text
 from .errors import (
     InvalidArgumentError,
@@ -157,14 +158,23 @@ class SessionService:
     writes queue on one connection. Also an async context manager that closes on exit.
     """
 
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect, *, trace_ids: bool = False) -> None:
         """Wrap an open dialect (use :func:`adk_sessions.connect` instead).
 
         Args:
             dialect: The open database.
+            trace_ids: Put user and session ids on OpenTelemetry spans (they may be personal
+                data; off by default: spans carry the app name only).
+
+        Raises:
+            InvalidArgumentError: ``trace_ids`` is not a bool.
         """
+        if not isinstance(trace_ids, bool):
+            raise InvalidArgumentError(f"trace_ids must be True or False, got {trace_ids!r}")
         self._dialect = dialect
         self._q = dialect.queries
+        self._trace_ids = trace_ids
+        self._span_attributes = {"db.system.name": SYSTEM_NAMES[dialect.name]}
 
     @property
     def dialect(self) -> str:
@@ -191,6 +201,7 @@ class SessionService:
     ) -> None:
         await self.close()
 
+    @traced("migrate")
     async def migrate(self) -> list[int]:
         """Apply pending schema migrations (idempotent, safe to run from many processes at once).
 
@@ -202,10 +213,12 @@ class SessionService:
         """
         return await _migrations.migrate(self._dialect)
 
+    @traced("schema_version")
     async def schema_version(self) -> int:
         """Return the applied schema version (0 for an empty database)."""
         return await _migrations.schema_version(self._dialect)
 
+    @traced("status")
     async def status(self) -> dict[str, int]:
         """Return the schema versions (applied and known) and row counts.
 
@@ -222,6 +235,7 @@ class SessionService:
             result.update({key: int(row[key]) for key in ("apps", "users", "sessions", "events")})
         return result
 
+    @traced("create_session")
     async def create_session(
         self,
         *,
@@ -328,6 +342,7 @@ class SessionService:
             revision=revision,
         )
 
+    @traced("append_event")
     async def append_event(self, session: Session, event: Event) -> Event:
         """Append an event and apply its state delta, atomically.
 
@@ -383,6 +398,7 @@ class SessionService:
         )
         return item.stored
 
+    @traced("get_session")
     async def get_session(
         self,
         *,
@@ -440,6 +456,7 @@ class SessionService:
             events=events,
         )
 
+    @traced("list_sessions")
     async def list_sessions(
         self,
         *,
@@ -535,6 +552,7 @@ class SessionService:
             )
         return ListSessionsResponse(sessions=sessions, next_page_token=token)
 
+    @traced("delete_session")
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         """Delete a session and its events; app and user state are kept. Missing: a no-op.
 
@@ -556,6 +574,7 @@ class SessionService:
 
         await self._dialect.write(delete, _nothing)
 
+    @traced("delete_sessions")
     async def delete_sessions(
         self,
         *,
@@ -625,6 +644,7 @@ class SessionService:
                 progress(deleted)
         return total
 
+    @traced("count_sessions")
     async def count_sessions(
         self, *, app_name: str, user_id: str | None = None, updated_before: float | None = None
     ) -> int:
@@ -656,6 +676,7 @@ class SessionService:
         async with self._dialect.reader() as conn:
             return int(await conn.value(self._q.count_expired_sessions, params))
 
+    @traced("list_apps")
     async def list_apps(self) -> list[str]:
         """Return the names of the apps that have at least one session, in byte order.
 
@@ -666,6 +687,7 @@ class SessionService:
             rows = await conn.rows(self._q.list_apps_with_sessions, {})
         return [row["app_name"] for row in rows]
 
+    @traced("get_user_state")
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         """Return the user scope, keys without the ``user:`` prefix (``{}`` when none).
 
@@ -685,6 +707,7 @@ class SessionService:
         assert row is not None
         return dict(self._dialect.decode_json(row["user_state"]) or {})
 
+    @traced("get_app_state")
     async def get_app_state(self, *, app_name: str) -> dict[str, Any]:
         """Return the app scope, keys without the ``app:`` prefix (``{}`` when none).
 
