@@ -68,6 +68,8 @@ _POSTGRES_PARAMS: dict[str, Callable[[str], Any]] = {
     "command_timeout": float,
     "connect_timeout": float,
     "statement_cache_size": int,
+    "schema": str,
+    "pgbouncer": str,
 }
 
 
@@ -181,9 +183,12 @@ async def _open(url: str, migrate: bool, options: dict[str, Any]) -> SessionServ
             await dialect.close()
         raise
     _log.info(
-        "opened %s (%s%s), schema version %d%s",
+        "opened %s (%s%s%s), schema version %d%s",
         redact(url),
         dialect.name,
+        f", tables in schema {dialect.schema!r}"
+        if dialect.schema not in ("main", "public")
+        else "",
         ", read-only" if dialect.read_only else "",
         version,
         f" (applied {applied})" if applied else "",

@@ -168,6 +168,7 @@ class Dialect(abc.ABC):
             included; SQLite: hops to a connection's thread); for tests and benchmarks that count
             work instead of timing it.
         read_only: Opened read-only (SQLite's ``mode=ro``): never migrated, writes fail.
+        schema: Where the tables live (PostgreSQL's ``schema=NAME``; SQLite's is ``main``).
         batch_pause: Seconds a long series of write transactions (a prune's batches) rests
             between two of them, so that writers of other processes get their turn.
     """
@@ -177,6 +178,7 @@ class Dialect(abc.ABC):
     migrations: tuple[Migration, ...]
     round_trips: int = 0
     read_only: bool = False
+    schema: str = "main"
     batch_pause: float = 0.0
 
     @abc.abstractmethod

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 from ._dialect import Body, Dialect, statement
 from .errors import SchemaError
 
-__all__ = ("MIGRATION_LOCK_KEY", "migrate", "schema_version")
+__all__ = ("MIGRATION_LOCK_KEY", "lock_key", "migrate", "schema_version")
 
 # pg_advisory_xact_lock key shared by every migrator of this library ("adk_sess" in ASCII).
 MIGRATION_LOCK_KEY = 0x61646B5F73657373
+
+
+def lock_key(schema: str) -> int:
+    """The migration lock of one schema: the library's key for ``public``, else one of its own.
+
+    Migrators of different schemas never wait for each other; ``public`` keeps the key every
+    earlier version used, so old and new migrators still exclude each other there.
+    """
+    if schema == "public":
+        return MIGRATION_LOCK_KEY
+    digest = hashlib.blake2b(schema.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _too_new(found: int, known: int) -> SchemaError:
@@ -79,7 +92,8 @@ def _ignore(_: object) -> None:
 def _apply_next(dialect: Dialect) -> Body[int | None]:
     """The transaction applying the oldest pending migration; returns its version, or None."""
     q = dialect.queries
-    yield q.lock_migrations, {"key": MIGRATION_LOCK_KEY}
+    yield q.lock_migrations, {"key": lock_key(dialect.schema), "schema": dialect.schema}
+    yield q.create_schema, {}
     yield q.create_migrations_table, {}
     done = {row["version"] for row in (yield q.applied_versions, {})}
     check_version(dialect, max(done, default=0))

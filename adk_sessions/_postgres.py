@@ -28,6 +28,7 @@ from ._dialect import (
 )
 from ._queries import Kind, Query, load_migrations, load_queries
 from ._state import loads
+from ._validate import check_text
 from .errors import InvalidArgumentError, StorageError, StorageUnavailableError
 
 __all__ = ("PostgresDialect", "translate")
@@ -58,6 +59,8 @@ _POOL_OPTIONS = frozenset(
 # SQLSTATEs after which a retry may succeed: serialization failure, deadlock, lock not available,
 # too many connections, and the classes "connection exception" (08) and "operator intervention"
 # (57: query cancelled by a timeout, server shutting down or starting up) except a dropped database.
+# PostgreSQL truncates longer identifiers (NAMEDATALEN - 1); a schema name is refused instead.
+_MAX_IDENTIFIER_BYTES = 63
 _RETRYABLE_STATES = frozenset({"40001", "40P01", "55P03", "53300"})
 _RETRYABLE_CLASSES = ("08", "57")
 _FINAL_STATES = frozenset({"57P04"})
@@ -95,6 +98,25 @@ def translate(exc: BaseException, *, lost: bool = False) -> StorageError:
         error = StorageError(message)
     error.__cause__ = exc
     return error
+
+
+def _check_schema(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentError(f"schema must be a non-empty string, got {value!r}")
+    check_text("schema", value)
+    if len(value.encode("utf-8")) > _MAX_IDENTIFIER_BYTES:
+        raise InvalidArgumentError(
+            f"schema {value!r} is longer than PostgreSQL's {_MAX_IDENTIFIER_BYTES} bytes"
+        )
+    return value
+
+
+def _check_flag(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    raise InvalidArgumentError(f"{name} must be true or false, got {value!r}")
 
 
 class _PgConnection(Connection):
@@ -182,15 +204,17 @@ class PostgresDialect(Dialect):
 
     name = "postgres"
 
-    def __init__(self, dsn: str, pool_options: Mapping[str, Any]) -> None:
+    def __init__(self, dsn: str, pool_options: Mapping[str, Any], *, schema: str) -> None:
         self._dsn = dsn
         self._pool_options = dict(pool_options)
         self._pools: dict[asyncio.AbstractEventLoop, asyncpg.Pool] = {}
         self._opening: dict[asyncio.AbstractEventLoop, asyncio.Task[asyncpg.Pool]] = {}
         self._watchers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
         self._closed = False
-        self.queries = load_queries("postgres", positional=True)
-        self.migrations = load_migrations("postgres")
+        self.schema = schema
+        qualify = None if schema == "public" else schema
+        self.queries = load_queries("postgres", positional=True, schema=qualify)
+        self.migrations = load_migrations("postgres", schema=qualify)
         self.round_trips = 0
 
     @classmethod
@@ -199,26 +223,43 @@ class PostgresDialect(Dialect):
 
         Args:
             dsn: A libpq-style ``postgresql://`` URL.
-            options: ``min_size``, ``max_size``, ``command_timeout``, ... (asyncpg pool options).
+            options: ``schema`` (where the tables live, default ``public``; created if missing),
+                ``pgbouncer`` (behind a pooler in transaction mode: no prepared-statement
+                cache), and asyncpg pool options: ``min_size``, ``max_size``,
+                ``command_timeout``, ...
 
         Returns:
             The dialect.
 
         Raises:
-            InvalidArgumentError: On an unknown option.
+            InvalidArgumentError: On an unknown or malformed option.
             StorageError: When the server cannot be reached (``StorageUnavailableError`` when a
                 retry may succeed; no password in the message).
         """
-        unknown = set(options) - _POOL_OPTIONS
+        unknown = set(options) - _POOL_OPTIONS - {"schema", "pgbouncer"}
         if unknown:
+            known = sorted(_POOL_OPTIONS | {"schema", "pgbouncer"})
             raise InvalidArgumentError(
-                f"unknown PostgreSQL option(s) {sorted(unknown)}; known: {sorted(_POOL_OPTIONS)}"
+                f"unknown PostgreSQL option(s) {sorted(unknown)}; known: {known}"
             )
         kwargs = {**_POOL_DEFAULTS, **options}
+        schema = _check_schema(kwargs.pop("schema", "public"))
+        if _check_flag("pgbouncer", kwargs.pop("pgbouncer", False)):
+            # PgBouncer in transaction mode may run each statement outside a transaction on
+            # another server connection, where a named prepared statement does not exist:
+            # asyncpg then uses unnamed statements, prepared and run in one go. Nothing else
+            # here needs session affinity (migration locks are transaction-scoped, no session
+            # settings are changed, tables are schema-qualified instead of a search_path).
+            if kwargs.get("statement_cache_size", 0) != 0:
+                raise InvalidArgumentError(
+                    "pgbouncer=true needs statement_cache_size=0 (transaction pooling cannot "
+                    "keep prepared statements)"
+                )
+            kwargs["statement_cache_size"] = 0
         connect_timeout = kwargs.pop("connect_timeout", None)
         if connect_timeout is not None:
             kwargs["timeout"] = connect_timeout
-        dialect = cls(dsn, kwargs)
+        dialect = cls(dsn, kwargs, schema=schema)
         await dialect._pool()
         return dialect
 

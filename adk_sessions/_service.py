@@ -219,15 +219,20 @@ class SessionService:
         return await _migrations.schema_version(self._dialect)
 
     @traced("status")
-    async def status(self) -> dict[str, int]:
-        """Return the schema versions (applied and known) and row counts.
+    async def status(self) -> dict[str, Any]:
+        """Return where the tables live, the schema versions (applied and known), row counts.
 
         Returns:
-            ``{"schema_version", "code_version", "apps", "users", "sessions", "events"}``;
-            counts are present only once the schema exists.
+            ``{"schema", "schema_version", "code_version", "apps", "users", "sessions",
+            "events"}``; counts are present only once the schema exists. ``schema`` is the
+            PostgreSQL schema of the tables (SQLite: ``main``).
         """
         version = await self.schema_version()
-        result = {"schema_version": version, "code_version": len(self._dialect.migrations)}
+        result: dict[str, Any] = {
+            "schema": self._dialect.schema,
+            "schema_version": version,
+            "code_version": len(self._dialect.migrations),
+        }
         if version:
             async with self._dialect.reader() as conn:
                 row = await conn.one(self._q.count_rows, {})

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import textwrap
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -289,3 +289,17 @@ async def test_read_only_open_is_logged_as_such(
         async with adk_sessions.connect(url + "?mode=ro"):
             pass
     assert f"opened {url}?mode=ro (sqlite, read-only), schema version 1" in caplog.text
+
+
+async def test_the_log_line_names_a_schema_of_its_own(
+    fresh_pg_database: Callable[[], Awaitable[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Tables in a PostgreSQL schema of their own: the log line names it."""
+    url = await fresh_pg_database()
+    with caplog.at_level(logging.INFO, logger="adk_sessions"):
+        async with adk_sessions.connect(url, schema="tenant a"):
+            pass
+    assert (
+        f"opened {url} (postgres, tables in schema 'tenant a'), schema version 1 (applied [1])"
+        in caplog.text
+    )
