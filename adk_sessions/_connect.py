@@ -246,7 +246,7 @@ def connect(url: str = DEFAULT_URL, *, migrate: bool = True, **options: Any) -> 
     ways at once must agree). Any other parameter of a SQLite URL is an
     ``InvalidArgumentError``; any other parameter of a PostgreSQL URL goes to asyncpg, which
     reads libpq's (``sslmode``, ...) and sends the rest to the server as settings
-    (``application_name``, ...), which the server applies or refuses by name.
+    (``application_name``, ...); one the server refuses is an ``InvalidArgumentError``.
 
     Returns:
         An awaitable async context manager giving the service.
