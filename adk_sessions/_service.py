@@ -598,8 +598,8 @@ class SessionService:
         batch to the next, so appends to other sessions go on while a prune runs, and an
         append to a session being pruned waits for one batch at most (on SQLite the prune
         rests between batches, so that writers of other processes, which poll for the lock,
-        get their turn). App and user state are kept. Cancelled or failed half-way, the batches committed so far stay deleted; running
-        it again finishes the job.
+        get their turn). App and user state are kept. Cancelled or failed half-way, the
+        batches committed so far stay deleted; running it again finishes the job.
 
         Args:
             app_name: The app.
