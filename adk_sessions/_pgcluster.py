@@ -2,7 +2,8 @@
 
 Order of preference: PostgreSQL binaries on the machine (``initdb``/``pg_ctl``, run through
 ``runuser -u postgres`` when root, since PostgreSQL refuses to run as root), then the ``pgserver``
-package (a test extra).
+package (a test extra). :class:`PgCluster` also crashes and restarts its server, for the fault
+tests (``tests/faults/``).
 
 A throwaway Citus cluster (a coordinator and workers on loopback ports) needs the same binaries
 with Citus installed into them (``citus.so`` in ``pg_config --pkglibdir``); the statements that
@@ -17,9 +18,11 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 import urllib.parse
 import warnings
 from collections.abc import Coroutine, Iterator
@@ -33,10 +36,12 @@ from ._queries import Query, parse_queries, sql_root
 
 __all__ = (
     "CitusNodes",
+    "PgCluster",
     "PostgresUnavailable",
     "citus_nodes",
     "find_citus_bindir",
     "find_pg_bindir",
+    "postgres_cluster",
     "throwaway_citus",
     "throwaway_postgres",
     "wire_citus_database",
@@ -72,103 +77,187 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _as_postgres() -> list[str]:
-    """The command prefix that runs a server program as ``postgres`` when we are root."""
-    as_root = hasattr(os, "geteuid") and os.geteuid() == 0
-    return ["runuser", "-u", "postgres", "--"] if as_root else []
+class PgCluster:
+    """A PostgreSQL cluster of its own in a temporary folder, made with ``initdb``/``pg_ctl``.
+
+    It can be started, SIGKILLed (the postmaster, as a machine crash would) and started again on
+    the same port and data directory, which runs crash recovery. The fault tests use that; the
+    test suite and the benchmarks only start and remove it (:func:`throwaway_postgres`).
+
+    Attributes:
+        dsn: ``postgresql://`` DSN of the ``postgres`` database (trust authentication).
+        port: The TCP port on 127.0.0.1, the same for every start.
+        log: The server's log file.
+    """
+
+    def __init__(self, bindir: Path, *, fsync: bool = False, settings: str = "") -> None:
+        """Create the data directory (``initdb``); the server is not started yet.
+
+        Args:
+            bindir: A folder holding ``initdb`` and ``pg_ctl``.
+            fsync: Keep durability on (``fsync``, ``synchronous_commit``).
+            settings: More server options (``-c name=value ...``), e.g. Citus's
+                ``shared_preload_libraries``.
+
+        Raises:
+            PostgresUnavailable: When ``initdb`` fails.
+        """
+        self._bindir = bindir
+        as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+        self._prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+        self._base = Path(tempfile.mkdtemp(prefix="adk-sessions-pg-"))
+        self._data = self._base / "data"
+        sockets = self._base / "sock"
+        sockets.mkdir()
+        if as_root:
+            shutil.chown(self._base, "postgres")
+            shutil.chown(sockets, "postgres")
+        self.port = _free_port()
+        self.log = self._base / "server.log"
+        self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        durable = "on" if fsync else "off"
+        self._options = (
+            f"-p {self.port} -k {sockets} -c listen_addresses=127.0.0.1 -c max_connections=200 "
+            f"-c fsync={durable} -c synchronous_commit={durable} -c full_page_writes={durable}"
+            + (f" {settings}" if settings else "")
+        )
+        initdb = ["-D", str(self._data), "-U", "postgres", "-A", "trust", "-E", "UTF8"]
+        try:
+            self._run("initdb", [*initdb, "--locale=C", "--no-sync"])
+        except PostgresUnavailable:
+            self.remove()
+            raise
+
+    def _run(self, program: str, args: list[str]) -> None:
+        try:
+            subprocess.run(
+                [*self._prefix, str(self._bindir / program), *args],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+        except (OSError, subprocess.CalledProcessError) as exc:
+            detail = getattr(exc, "stderr", "") or str(exc)
+            if self.log.exists():
+                detail += "\n" + self.log.read_text(errors="replace")[-2000:]
+            raise PostgresUnavailable(
+                f"could not run {program} from {self._bindir}: {detail}"
+            ) from exc
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections (after crash recovery).
+
+        Raises:
+            PostgresUnavailable: When the server does not start.
+        """
+        options = ["-o", self._options, "-w", "-t", "60", "-l", str(self.log)]
+        self._run("pg_ctl", ["-D", str(self._data), *options, "start"])
+
+    def postmaster_pid(self) -> int:
+        """Return the process id of the running postmaster (from ``postmaster.pid``)."""
+        return int((self._data / "postmaster.pid").read_text().split()[0])
+
+    def kill(self, *, grace: float = 10.0) -> int:
+        """SIGKILL the postmaster, then wait until it and every server process are gone.
+
+        The backends notice their postmaster's death and exit on their own; any still alive
+        after ``grace`` seconds are SIGKILLed too, so that the next :meth:`start` finds no
+        process attached to the old shared memory.
+
+        Args:
+            grace: Seconds to wait for the server processes to exit.
+
+        Returns:
+            The number of server processes (postmaster included) that were running.
+        """
+        pid = self.postmaster_pid()
+        processes = [pid, *_children(pid)]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + grace
+        while any(_alive(p) and not _zombie(p) for p in processes):
+            if time.monotonic() > deadline:
+                for p in processes:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(p, signal.SIGKILL)
+            time.sleep(0.005)
+        # pg_ctl left the postmaster to init, which reaps it soon; until then its pid exists
+        # and a new postmaster takes the old lock file for one of a running server.
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if _alive(pid):  # an init that never reaps: the process is dead, its lock file stale
+            (self._data / "postmaster.pid").unlink()
+        return len(processes)
+
+    def stop(self) -> None:
+        """Stop the server at once (``pg_ctl -m immediate``); no error when it is not running."""
+        pg_ctl = [*self._prefix, str(self._bindir / "pg_ctl"), "-D", str(self._data)]
+        subprocess.run(
+            [*pg_ctl, "-m", "immediate", "-w", "stop"],
+            check=False,
+            capture_output=True,
+        )
+
+    def remove(self) -> None:
+        """Delete the data directory (stop the server first)."""
+        shutil.rmtree(self._base, ignore_errors=True)
 
 
-def _server_options(port: int, sockets: Path, *, fsync: bool, extra: str = "") -> str:
-    durable = "on" if fsync else "off"
-    return (
-        f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c max_connections=200 "
-        f"-c fsync={durable} -c synchronous_commit={durable} -c full_page_writes={durable}"
-        + (f" {extra}" if extra else "")
-    )
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux ``/proc``; empty elsewhere)."""
+    found = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.split("/")[2]))
+    return found
 
 
-def _run(command: list[str]) -> None:
-    subprocess.run(command, check=True, capture_output=True, text=True)
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still exists (a zombie not yet reaped by its parent counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
-def _initdb(bindir: Path, data: Path) -> None:
-    _run(
-        [
-            *_as_postgres(),
-            str(bindir / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-        ]
-    )
-
-
-def _start(bindir: Path, data: Path, options: str, log: Path) -> None:
-    _run(
-        [
-            *_as_postgres(),
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-w",
-            "-t",
-            "60",
-            "-l",
-            str(log),
-            "start",
-        ]
-    )
-
-
-def _stop(bindir: Path, data: Path) -> None:
-    subprocess.run(
-        [*_as_postgres(), str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-        check=False,
-        capture_output=True,
-    )
-
-
-def _workspace(prefix: str) -> tuple[Path, Path]:
-    """A temporary folder (owned by ``postgres`` when root) and its socket folder."""
-    base = Path(tempfile.mkdtemp(prefix=prefix))
-    sockets = base / "sock"
-    sockets.mkdir()
-    if _as_postgres():
-        shutil.chown(base, "postgres")
-        shutil.chown(sockets, "postgres")
-    return base, sockets
-
-
-def _failure(what: str, exc: BaseException) -> PostgresUnavailable:
-    detail = getattr(exc, "stderr", "") or str(exc)
-    return PostgresUnavailable(f"could not start {what}: {detail}")
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but not been reaped (Linux ``/proc``; False elsewhere)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 @contextlib.contextmanager
-def _from_binaries(bindir: Path, *, fsync: bool) -> Iterator[str]:
-    base, sockets = _workspace("adk-sessions-pg-")
-    data = base / "data"
-    port = _free_port()
+def postgres_cluster(*, fsync: bool = False, bindir: Path | None = None) -> Iterator[PgCluster]:
+    """Start a :class:`PgCluster` from the machine's binaries for the duration of the block.
+
+    Args:
+        fsync: Keep durability on.
+        bindir: The folder of ``initdb``/``pg_ctl``; default :func:`find_pg_bindir`.
+
+    Yields:
+        The running cluster; stopped and removed afterwards.
+
+    Raises:
+        PostgresUnavailable: When there are no binaries or the server does not start.
+    """
+    bindir = bindir or find_pg_bindir()
+    if bindir is None:
+        raise PostgresUnavailable("no initdb/pg_ctl found on this machine")
+    cluster = PgCluster(bindir, fsync=fsync)
     try:
-        _initdb(bindir, data)
-        _start(bindir, data, _server_options(port, sockets, fsync=fsync), base / "server.log")
-    except (OSError, subprocess.CalledProcessError) as exc:
-        shutil.rmtree(base, ignore_errors=True)
-        raise _failure(f"PostgreSQL from {bindir}", exc) from exc
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        cluster.start()
+        yield cluster
     finally:
-        _stop(bindir, data)
-        shutil.rmtree(base, ignore_errors=True)
+        cluster.stop()
+        cluster.remove()
 
 
 @contextlib.contextmanager
@@ -215,8 +304,8 @@ def throwaway_postgres(*, fsync: bool = False, source: str = "auto") -> Iterator
     if source == "binaries" and bindir is None:
         raise PostgresUnavailable("no initdb/pg_ctl found on this machine")
     if bindir is not None:
-        with _from_binaries(bindir, fsync=fsync) as dsn:
-            yield dsn
+        with postgres_cluster(fsync=fsync, bindir=bindir) as cluster:
+            yield cluster.dsn
         return
     with _from_pgserver() as dsn:
         yield dsn
@@ -347,10 +436,9 @@ def _in_a_thread(coro: Coroutine[Any, Any, _T]) -> _T:
 def throwaway_citus(*, workers: int = 2, fsync: bool = False) -> Iterator[str]:
     """Start a private Citus cluster, a coordinator and ``workers`` workers, for the block.
 
-    Every node is a PostgreSQL server from :func:`find_citus_bindir`'s binaries on a loopback
-    port with ``shared_preload_libraries = 'citus'``; one ``initdb`` is copied to every node.
-    The coordinator's ``postgres`` database is wired (:func:`wire_citus_database`); new databases
-    need the same, on every node.
+    Every node is a :class:`PgCluster` from :func:`find_citus_bindir`'s binaries on a loopback
+    port with ``shared_preload_libraries = 'citus'``. The coordinator's ``postgres`` database is
+    wired (:func:`wire_citus_database`); new databases need the same, on every node.
 
     Args:
         workers: Worker nodes (at least 1).
@@ -370,31 +458,23 @@ def throwaway_citus(*, workers: int = 2, fsync: bool = False) -> Iterator[str]:
         raise PostgresUnavailable(
             "no PostgreSQL binaries with Citus installed (citus.so in pg_config --pkglibdir)"
         )
-    base, sockets = _workspace("adk-sessions-citus-")
-    ports = [_free_port() for _ in range(workers + 1)]
-    datas = [base / f"node{i}" for i in range(workers + 1)]
-    started: list[Path] = []
+    nodes: list[PgCluster] = []
     try:
+        for _ in range(workers + 1):
+            node = PgCluster(bindir, fsync=fsync, settings="-c shared_preload_libraries=citus")
+            nodes.append(node)
+            node.start()
+        coordinator, others = nodes[0], nodes[1:]
+        wiring = CitusNodes(
+            coordinator=("127.0.0.1", coordinator.port),
+            workers=tuple(("127.0.0.1", node.port) for node in others),
+        )
         try:
-            _initdb(bindir, datas[0])
-            for data in datas[1:]:
-                _run([*_as_postgres(), "cp", "-a", str(datas[0]), str(data)])
-            for data, port in zip(datas, ports, strict=True):
-                options = _server_options(
-                    port, sockets, fsync=fsync, extra="-c shared_preload_libraries=citus"
-                )
-                _start(bindir, data, options, base / f"{data.name}.log")
-                started.append(data)
-            dsn = f"postgresql://postgres@127.0.0.1:{ports[0]}/postgres"
-            nodes = CitusNodes(
-                coordinator=("127.0.0.1", ports[0]),
-                workers=tuple(("127.0.0.1", port) for port in ports[1:]),
-            )
-            _in_a_thread(wire_citus_database(dsn, nodes))
-        except (OSError, subprocess.CalledProcessError, asyncpg.PostgresError) as exc:
-            raise _failure(f"a Citus cluster from {bindir}", exc) from exc
-        yield dsn
+            _in_a_thread(wire_citus_database(coordinator.dsn, wiring))
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise PostgresUnavailable(f"could not wire a Citus cluster: {exc}") from exc
+        yield coordinator.dsn
     finally:
-        for data in started:
-            _stop(bindir, data)
-        shutil.rmtree(base, ignore_errors=True)
+        for node in nodes:
+            node.stop()
+            node.remove()
