@@ -111,6 +111,7 @@ class Queries:
     get_event_at: Query
     get_events: Query
     list_apps_with_sessions: Query
+    list_apps_distributed: Query
     count_expired_sessions: Query
     find_expired_bound: Query
     delete_expired_sessions: Query

@@ -791,8 +791,13 @@ class SessionService:
         Returns:
             The app names.
         """
+        query = (
+            self._q.list_apps_distributed  # Citus cannot run the recursive skip scan
+            if self._dialect.distributed
+            else self._q.list_apps_with_sessions
+        )
         async with self._dialect.reader() as conn:
-            rows = await conn.rows(self._q.list_apps_with_sessions, {})
+            rows = await conn.rows(query, {})
         return [row["app_name"] for row in rows]
 
     @traced("get_user_state")
