@@ -12,24 +12,64 @@ import attrs
 
 from ._dialect import Row
 from ._models import Event, Session
+from ._state import loads
 from .errors import InvalidArgumentError
 
-__all__ = ("Cursor", "decode_token", "encode_token", "events_from_rows", "session_from_row")
+__all__ = (
+    "Cursor",
+    "StoredSession",
+    "decode_token",
+    "encode_token",
+    "event_texts",
+    "events_from_texts",
+    "session_from_row",
+)
 
 Decode = Callable[[Any], Any]
 
 
-def events_from_rows(rows: Sequence[Row], decode: Decode) -> list[Event]:
-    """Build events from ``get_events`` rows (newest first) in append order.
+@attrs.frozen(kw_only=True)
+class StoredSession:
+    """A session as storage holds it, for readers that build their own event objects.
+
+    Attributes:
+        state: Merged state (app/user scopes laid over the session's own keys).
+        last_update_time: Epoch seconds of the last change.
+        revision: The stored revision (number of stored events).
+        create_time: When this incarnation of the session was created: a session deleted and
+            created again under the same id has (in practice) another one.
+        events: The stored JSON text of the events read, in append order.
+    """
+
+    state: dict[str, Any]
+    last_update_time: float
+    revision: int
+    create_time: float
+    events: list[str]
+
+
+def event_texts(rows: Sequence[Row]) -> list[str]:
+    """Return the stored JSON of ``get_events`` rows (newest first) in append order.
 
     Args:
-        rows: Rows with an ``event`` column, newest first.
-        decode: The dialect's JSON decoder.
+        rows: Rows with an ``event`` column holding JSON text, newest first.
 
     Returns:
-        The events, oldest first.
+        The texts, oldest first.
     """
-    return [Event.from_dict(decode(row["event"])) for row in reversed(rows)]
+    return [row["event"] for row in reversed(rows)]
+
+
+def events_from_texts(texts: Sequence[str]) -> list[Event]:
+    """Build events from their stored JSON text.
+
+    Args:
+        texts: JSON texts as :func:`event_texts` returns them.
+
+    Returns:
+        The events, in the same order.
+    """
+    return [Event.from_dict(loads(text)) for text in texts]
 
 
 def session_from_row(

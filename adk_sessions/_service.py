@@ -13,7 +13,15 @@ from typing import Any
 import attrs
 
 from . import _migrations
-from ._codec import Cursor, decode_token, encode_token, events_from_rows, session_from_row
+from ._codec import (
+    Cursor,
+    StoredSession,
+    decode_token,
+    encode_token,
+    event_texts,
+    events_from_texts,
+    session_from_row,
+)
 from ._dialect import Connection, ConstraintError, Dialect, transaction
 from ._models import Event, ListSessionsResponse, Session
 from ._state import (
@@ -365,37 +373,92 @@ class SessionService:
         Raises:
             InvalidArgumentError: Empty names, a negative count, a non-numeric ``after``.
         """
+        stored = await self._get_stored_session(
+            app_name=app_name,
+            user_id=user_id,
+            session_id=session_id,
+            num_recent_events=num_recent_events,
+            after=after,
+        )
+        if stored is None:
+            return None
+        return Session(
+            id=session_id,
+            app_name=app_name,
+            user_id=user_id,
+            state=stored.state,
+            events=events_from_texts(stored.events),
+            last_update_time=stored.last_update_time,
+            revision=stored.revision,
+        )
+
+    async def _get_stored_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        num_recent_events: int | None = None,
+        after: float | None = None,
+        after_revision: int = 0,
+    ) -> StoredSession | None:
+        """Read a session with its events as stored JSON text (internal).
+
+        The read path of :meth:`get_session`, for integrations that build their own event
+        objects straight from the stored JSON (:mod:`adk_sessions.adk`) and for caches that
+        hold the events up to some revision. Two round trips, like :meth:`get_session`.
+
+        Args:
+            app_name: The app.
+            user_id: The user.
+            session_id: The session id.
+            num_recent_events: As in :meth:`get_session`.
+            after: As in :meth:`get_session`.
+            after_revision: Only events stored after this revision (``seq > after_revision``);
+                costs O(revision - after_revision) rows.
+
+        Returns:
+            The session, or None when it does not exist (or belongs to another user).
+
+        Raises:
+            InvalidArgumentError: Empty names, a negative count or revision, a non-numeric
+                ``after``.
+        """
         check_name("app_name", app_name)
         check_name("user_id", user_id)
         check_name("session_id", session_id)
         limit = check_count("num_recent_events", num_recent_events)
         after = check_seconds("after", after, finite=False)
+        first_seq = (check_count("after_revision", after_revision) or 0) + 1
         key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
         decode = self._dialect.decode_json
         async with self._dialect.reader() as conn:
             row = await conn.one(self._q.get_session, key)
             if row is None:
                 return None
-            events: list[Event] = []
-            if limit != 0 and row["revision"] > 0:
+            texts: list[str] = []
+            if limit != 0 and row["revision"] >= first_seq:
                 rows = await conn.rows(
                     self._q.get_events,
                     {
                         **key,
+                        "min_seq": first_seq,
                         "max_seq": row["revision"],
                         "after": after,
                         "limit": limit,
                     },
                 )
-                events = events_from_rows(rows, decode)
-        return session_from_row(
-            row,
-            app_name=app_name,
-            user_id=user_id,
-            session_id=session_id,
-            scopes=prefixed_scopes(decode(row["app_state"]) or {}, decode(row["user_state"]) or {}),
-            decode=decode,
-            events=events,
+                texts = event_texts(rows)
+        state = decode(row["state"])
+        state.update(
+            prefixed_scopes(decode(row["app_state"]) or {}, decode(row["user_state"]) or {})
+        )
+        return StoredSession(
+            state=state,
+            last_update_time=row["update_time"],
+            revision=row["revision"],
+            create_time=row["create_time"],
+            events=texts,
         )
 
     async def list_sessions(
