@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
 from ._dialect import Row
-from ._models import Event, Session
+from ._models import Event
 from ._state import loads
 from .errors import InvalidArgumentError
 
@@ -22,10 +22,7 @@ __all__ = (
     "encode_token",
     "event_texts",
     "events_from_texts",
-    "session_from_row",
 )
-
-Decode = Callable[[Any], Any]
 
 
 @attrs.frozen(kw_only=True)
@@ -70,44 +67,6 @@ def events_from_texts(texts: Sequence[str]) -> list[Event]:
         The events, in the same order.
     """
     return [Event.from_dict(loads(text)) for text in texts]
-
-
-def session_from_row(
-    row: Row,
-    *,
-    app_name: str,
-    session_id: str,
-    user_id: str,
-    scopes: Mapping[str, Any],
-    decode: Decode,
-    events: list[Event] | None = None,
-) -> Session:
-    """Build a session from a sessions row and its app/user scopes.
-
-    Args:
-        row: A row with ``state``, ``update_time`` and ``revision``.
-        app_name: The app.
-        session_id: The session id.
-        user_id: The user.
-        scopes: The ``app:``/``user:`` keys (:func:`prefixed_scopes`), laid over the session's
-            own state; the session keeps references to their values.
-        decode: The dialect's JSON decoder.
-        events: The events, if read.
-
-    Returns:
-        The session with merged state.
-    """
-    state = decode(row["state"])
-    state.update(scopes)
-    return Session(
-        id=session_id,
-        app_name=app_name,
-        user_id=user_id,
-        state=state,
-        events=events if events is not None else [],
-        last_update_time=row["update_time"],
-        revision=row["revision"],
-    )
 
 
 @attrs.frozen(kw_only=True)

@@ -6,9 +6,9 @@ import copy
 import math
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -20,7 +20,6 @@ from ._codec import (
     encode_token,
     event_texts,
     events_from_texts,
-    session_from_row,
 )
 from ._dialect import Connection, ConstraintError, Dialect, transaction
 from ._models import Event, ListSessionsResponse, Session
@@ -42,6 +41,28 @@ from .errors import (
 )
 
 __all__ = ("SessionService",)
+
+_T = TypeVar("_T")
+
+
+def _core_session(
+    app_name: str,
+    user_id: str,
+    session_id: str,
+    state: dict[str, Any],
+    last_update_time: float,
+    revision: int,
+) -> Session:
+    """Build a listed core session (no events)."""
+    return Session(
+        id=session_id,
+        app_name=app_name,
+        user_id=user_id,
+        state=state,
+        last_update_time=last_update_time,
+        revision=revision,
+    )
+
 
 # The keyset cursor before the first session: every update time is > -inf.
 _START = Cursor(app_name="", user_filter=None, update_time=-math.inf, user_id="", session_id="")
@@ -483,6 +504,44 @@ class SessionService:
         Raises:
             InvalidArgumentError: Empty names, a negative ``page_size``, a foreign token.
         """
+        sessions, token = await self._list_stored_sessions(
+            _core_session,
+            app_name=app_name,
+            user_id=user_id,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return ListSessionsResponse(sessions=sessions, next_page_token=token)
+
+    async def _list_stored_sessions(
+        self,
+        build: Callable[[str, str, str, dict[str, Any], float, int], _T],
+        *,
+        app_name: str,
+        user_id: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[_T], str | None]:
+        """List sessions as :meth:`list_sessions` does, built by ``build`` (internal).
+
+        The read path of :meth:`list_sessions`, for integrations that build their own session
+        objects (:mod:`adk_sessions.adk`) without an intermediate :class:`Session` each.
+
+        Args:
+            build: Called as ``build(app_name, user_id, session_id, state, last_update_time,
+                revision)`` for each session, in list order; ``state`` is merged and the
+                caller's to keep.
+            app_name: As in :meth:`list_sessions`.
+            user_id: As in :meth:`list_sessions`.
+            page_size: As in :meth:`list_sessions`.
+            page_token: As in :meth:`list_sessions`.
+
+        Returns:
+            The built sessions and the next page's token (``None`` on the last page).
+
+        Raises:
+            InvalidArgumentError: As :meth:`list_sessions`.
+        """
         check_name("app_name", app_name)
         if user_id is not None:
             check_name("user_id", user_id)
@@ -495,7 +554,7 @@ class SessionService:
             else _START
         )
         if size == 0:
-            return ListSessionsResponse(sessions=[], next_page_token=None)
+            return [], None
         params: dict[str, Any] = {
             "app_name": app_name,
             "after_time": cursor.update_time,
@@ -532,29 +591,24 @@ class SessionService:
                 nested = any(isinstance(v, (dict, list)) for v in overlay.values())
                 overlays[owner] = (overlay, nested)
             overlay, nested = overlays[owner]
+            state = decode(row["state"])
+            state.update(copy.deepcopy(overlay) if nested else overlay)
             sessions.append(
-                session_from_row(
-                    row,
-                    app_name=app_name,
-                    user_id=owner,
-                    session_id=row["id"],
-                    scopes=copy.deepcopy(overlay) if nested else overlay,
-                    decode=decode,
-                )
+                build(app_name, owner, row["id"], state, row["update_time"], row["revision"])
             )
         token = None
         if more:
-            last = sessions[-1]
+            last = rows[-1]
             token = encode_token(
                 Cursor(
                     app_name=app_name,
                     user_filter=user_id,
-                    update_time=last.last_update_time,
-                    user_id=last.user_id,
-                    session_id=last.id,
+                    update_time=last["update_time"],
+                    user_id=last["user_id"],
+                    session_id=last["id"],
                 )
             )
-        return ListSessionsResponse(sessions=sessions, next_page_token=token)
+        return sessions, token
 
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         """Delete a session and its events; app and user state are kept. Missing: a no-op.

@@ -278,6 +278,18 @@ def _assembly_matches_validation() -> bool:
 _build_session = _assembled_session if _assembly_matches_validation() else _validated_session
 
 
+def _listed_session(
+    app_name: str,
+    user_id: str,
+    session_id: str,
+    state: dict[str, Any],
+    last_update_time: float,
+    revision: int,
+) -> AdkSession:
+    """Build a session of a list (no events) straight from what storage returned."""
+    return _build_session(session_id, app_name, user_id, state, [], last_update_time, revision)
+
+
 def _to_adk_session(session: Session) -> AdkSession:
     return _build_session(
         session.id,
@@ -694,14 +706,10 @@ class AdkSessionService(BaseSessionService):
             The sessions with merged state and no events.
         """
         core = await self._core()
-        response = await core.list_sessions(app_name=app_name, user_id=user_id)
-        build = _build_session
-        return AdkListSessionsResponse(
-            sessions=[
-                build(s.id, s.app_name, s.user_id, s.state, [], s.last_update_time, s.revision)
-                for s in response.sessions
-            ]
+        sessions, _ = await core._list_stored_sessions(
+            _listed_session, app_name=app_name, user_id=user_id
         )
+        return AdkListSessionsResponse(sessions=sessions)
 
     @override
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
