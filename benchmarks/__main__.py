@@ -43,11 +43,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backends", default="sqlite,postgres", help="comma list (default: both)")
     p.add_argument(
         "--contenders",
-        help="comma list of ours, ours-adk, adk-db, adk-sqlite, floor (default: all available)",
+        help="comma list of ours, ours-adk, ours-adk-cache, adk-db, adk-sqlite, floor "
+        "(default: all available)",
     )
     p.add_argument("--rounds", type=int, help="repetitions per workload (median reported)")
     p.add_argument("--pool-size", type=int, default=10, help="PostgreSQL connections per contender")
     p.add_argument("--no-growth", action="store_true", help="skip the 100 vs 100,000 events part")
+    p.add_argument(
+        "--no-turns",
+        action="store_true",
+        help="skip the google-adk Runner-turn workload and the event-cache memory measurement",
+    )
     p.add_argument(
         "--output",
         default=None,
@@ -88,7 +94,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     for b in backends:
         classes = build_contenders(b, only)
         n_growth = 0 if args.no_growth else sum(1 for c in classes if c.growth)
-        total += steps_per_backend(sizes, len(classes), n_growth)
+        total += steps_per_backend(sizes, len(classes), n_growth, not args.no_turns)
     progress = Progress(total)
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -118,6 +124,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 only=only,
                 progress=progress,
                 growth=not args.no_growth,
+                turns=not args.no_turns,
             )
     progress.finish()
     run["meta"]["seconds"] = round(time.perf_counter() - started, 1)

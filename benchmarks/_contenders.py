@@ -20,9 +20,11 @@ import asyncpg
 
 from . import _floor
 
-__all__ = ("Contender", "adk_wrapper_available", "build_contenders")
+__all__ = ("EVENT_CACHE", "Contender", "adk_wrapper_available", "build_contenders")
 
 APP = "bench-app"
+EVENT_CACHE = 100_000
+"""Events the ``ours-adk-cache`` contender may hold (more than any workload reads)."""
 
 
 class Contender(abc.ABC):
@@ -33,11 +35,14 @@ class Contender(abc.ABC):
         title: Long name for the legend.
         backend: ``"sqlite"`` or ``"postgres"``.
         growth: Whether the growth workloads (100 vs 100,000 events) run on it.
+        adk_api: Whether it is a google-adk ``BaseSessionService`` (its ``service``), which
+            the Runner-turn workload drives.
     """
 
     key: str = ""
     title: str = ""
     growth: bool = False
+    adk_api: bool = False
 
     def __init__(self, backend: str, location: str, pool_size: int) -> None:
         """Remember where the contender's fresh database is.
@@ -200,6 +205,7 @@ class _AdkApi(Contender):
     """Drives any google-adk ``BaseSessionService``."""
 
     service: Any
+    adk_api = True
 
     def make_event(self, spec: dict[str, Any]) -> Any:
         """Build a google-adk ``Event``."""
@@ -238,10 +244,11 @@ class _AdkApi(Contender):
 
 
 class OursAdk(_AdkApi):
-    """``adk_sessions.adk.AdkSessionService`` on a core service."""
+    """``adk_sessions.adk.AdkSessionService`` on a core service (event cache off)."""
 
     key = "ours-adk"
     title = "adk_sessions AdkSessionService"
+    event_cache = 0
 
     async def open(self) -> None:
         """Connect a core service and wrap it."""
@@ -249,14 +256,24 @@ class OursAdk(_AdkApi):
 
         self._core = OursCore(self.backend, self.location, self.pool_size)
         await self._core.open()
-        self.service = AdkSessionService(self._core.service)
-        self.settings = self._core.settings
+        self.service = AdkSessionService(self._core.service, event_cache=self.event_cache)
+        self.settings = dict(self._core.settings)
+        if self.event_cache:
+            self.settings["event_cache"] = f"{self.event_cache:,}"
 
     async def close(self) -> None:
         """Close the wrapper and the core service."""
         with contextlib.suppress(Exception):
             await self.service.close()
         await self._core.close()
+
+
+class OursAdkCache(OursAdk):
+    """``AdkSessionService(..., event_cache=N)``: validated events kept between reads."""
+
+    key = "ours-adk-cache"
+    title = "adk_sessions AdkSessionService, event cache on"
+    event_cache = EVENT_CACHE
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
@@ -396,7 +413,7 @@ def build_contenders(backend: str, only: set[str] | None) -> list[type[Contender
     """
     classes: list[type[Contender]] = [OursCore]
     if adk_wrapper_available():
-        classes.append(OursAdk)
+        classes += [OursAdk, OursAdkCache]
     classes.append(AdkDatabase)
     if backend == "sqlite":
         classes.append(AdkSqlite)
