@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
@@ -74,11 +75,16 @@ from typing_extensions import Self, override
 
 import adk_sessions
 
-from ._codec import StoredSession
+from ._codec import StoredSession, unreadable_event
 from ._models import Event, Session
 from ._state import dumps
 from ._validate import check_count, check_seconds
-from .errors import SessionExistsError, SessionNotFoundError, StaleSessionError
+from .errors import (
+    InvalidArgumentError,
+    SessionExistsError,
+    SessionNotFoundError,
+    StaleSessionError,
+)
 
 if TYPE_CHECKING:
     from google.adk.cli.service_registry import ServiceRegistry
@@ -129,12 +135,33 @@ def _core_url(url: str) -> str:
     return f"{base}://{rest}"
 
 
+def _check_finite(state: dict[str, Any]) -> None:
+    """Refuse ``NaN``/``Infinity`` anywhere in a state mapping, naming the top-level key.
+
+    google-adk's JSON conversion would store them as ``null`` while the caller's session keeps
+    the float; nothing can store them faithfully, so they are an error before anything changes.
+    """
+    for key, value in state.items():
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, float) and not math.isfinite(item):
+                raise InvalidArgumentError(
+                    f"state key {key!r}: {item!r} cannot be stored (JSON has no NaN/Infinity)"
+                )
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, (list, tuple, set, frozenset)):
+                stack.extend(item)
+
+
 def _json_safe(state: dict[str, Any]) -> dict[str, Any]:
     """Convert state values to JSON the way google-adk's database services do.
 
     Rich values (datetimes, pydantic models, sets, ...) are converted faithfully; values that
     cannot be (callables, ...) are replaced by their ``repr`` and a warning is logged.
     """
+    _check_finite(state)
     try:
         return cast("dict[str, Any]", to_jsonable_python(state))
     except Exception:
@@ -305,9 +332,28 @@ def _to_adk_session(session: Session) -> AdkSession:
 _validate_event = AdkEvent.model_validate_json
 
 
-def _adk_events(texts: Sequence[str]) -> list[AdkEvent]:
-    """Validate stored events (JSON text) into google-adk events, in one pass each."""
-    return [_validate_event(text) for text in texts]
+def _adk_events(stored: StoredSession, session_id: str, start: int = 0) -> list[AdkEvent]:
+    """Validate stored events (JSON text) into google-adk events, one pass each.
+
+    Args:
+        stored: What the core read.
+        session_id: The session, for the message of a row that cannot be read.
+        start: Skip the first ``start`` events read.
+
+    Raises:
+        StorageError: A stored row is not a google-adk event; names the session and the
+            event's position.
+    """
+    texts = stored.events[start:] if start else stored.events
+    try:
+        return [_validate_event(text) for text in texts]
+    except Exception:  # find the row, and say which one it is
+        for text, seq in zip(texts, stored.seqs[start:], strict=True):
+            try:
+                _validate_event(text)
+            except Exception as exc:
+                raise unreadable_event(session_id, seq, exc) from exc
+        raise
 
 
 def _select(
@@ -634,7 +680,7 @@ class AdkSessionService(BaseSessionService):
         )
         if stored is None:
             return None
-        events = _adk_events(stored.events)
+        events = _adk_events(stored, session_id)
         if self._cache is not None:
             self._cache.loaded += len(events)
             if num_recent_events is None and after is None:
@@ -682,7 +728,7 @@ class AdkSessionService(BaseSessionService):
             return None
         events = entry.events
         if len(texts) > 1:
-            new = _adk_events(texts[1:])
+            new = _adk_events(stored, key[2], start=1)
             self._cache.loaded += len(new)
             events = events + tuple(new)
             entry = attrs.evolve(
@@ -779,10 +825,9 @@ class AdkSessionService(BaseSessionService):
         """
         if event.partial:
             return event
+        if event.actions and event.actions.state_delta:
+            _check_finite(event.actions.state_delta)
         core = await self._core()
-        self._apply_temp_state(session, event)
-        event = self._trim_temp_delta_state(event)
-
         revision = _revision(session._storage_update_marker)
         last_update_time = session.last_update_time
         if revision is None:
@@ -794,16 +839,32 @@ class AdkSessionService(BaseSessionService):
             last_update_time=last_update_time,
             revision=revision,
         )
+        # The core stores the event without its temp: keys; the caller's event and session
+        # change only once it is stored, so a failed append leaves both as they were and can be
+        # retried with the same event.
         try:
-            stored = await core.append_event(target, from_adk_event(event))
+            await core.append_event(target, from_adk_event(event))
         except StaleSessionError as exc:
             raise AdkStaleSessionError(_STALE_MESSAGE) from exc
         except SessionNotFoundError as exc:
             raise AdkSessionNotFoundError(f"Session {session.id} not found.") from exc
+        except BaseException:
+            # A cancellation that landed after COMMIT: the core advanced ``target``; the
+            # caller's session must move with it before the cancellation goes on.
+            if target.revision != revision:
+                self._advance(session, event, target)
+            raise
+        return self._advance(session, event, target)
+
+    def _advance(self, session: AdkSession, event: AdkEvent, target: Session) -> AdkEvent:
+        """Move the caller's session and event on after the core stored the event."""
+        self._apply_temp_state(session, event)
+        event = self._trim_temp_delta_state(event)
         if not event.id:
-            event.id = stored.id
+            event.id = target.events[-1].id
         if self._cache is not None:
-            self._cache_append((session.app_name, session.user_id, session.id), revision, stored)
+            key = (session.app_name, session.user_id, session.id)
+            self._cache_append(key, target.revision - 1, target.events[-1])
         session.last_update_time = target.last_update_time
         session._storage_update_marker = _marker(target.revision)
         return self._commit_event_to_session(session, event)
