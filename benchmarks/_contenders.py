@@ -128,8 +128,9 @@ class OursCore(Contender):
     def _options(self) -> dict[str, Any]:
         if self.backend == "postgres":
             return {"min_size": 1, "max_size": self.pool_size}
-        # The library defaults to synchronous=FULL; the benchmark runs everyone at NORMAL (WAL).
-        return {"synchronous": "NORMAL"}
+        # The library defaults to synchronous=FULL; the benchmark runs everyone at the same level
+        # (NORMAL unless --sqlite-synchronous says otherwise).
+        return {"synchronous": _floor.SQLITE_SYNCHRONOUS[0]}
 
     async def close(self) -> None:
         """Close the service."""
@@ -278,7 +279,7 @@ class OursAdkCache(OursAdk):
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    for pragma in _floor.SQLITE_PRAGMAS:
+    for pragma in _floor.sqlite_pragmas():
         cursor.execute(pragma)
     cursor.close()
 
@@ -315,13 +316,14 @@ class AdkSqlite(_AdkApi):
     title = "google-adk SqliteSessionService"
 
     async def open(self) -> None:
-        """Put the file in WAL mode and set ``synchronous=NORMAL`` on each of its connections.
+        """Put the file in WAL mode and set ``synchronous`` on each of its connections.
 
         WAL is a property of the file; ``synchronous`` is per connection, and the service opens
         one per call, so a subclass issues the pragma on each (one extra statement per call).
         """
         from google.adk.sessions.sqlite_session_service import SqliteSessionService
 
+        level = _floor.SQLITE_SYNCHRONOUS[0]
         with contextlib.closing(sqlite3.connect(self.location)) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
 
@@ -329,11 +331,11 @@ class AdkSqlite(_AdkApi):
             @contextlib.asynccontextmanager
             async def _get_db_connection(self) -> AsyncIterator[aiosqlite.Connection]:
                 async with super()._get_db_connection() as db:
-                    await db.execute("PRAGMA synchronous=NORMAL")
+                    await db.execute(f"PRAGMA synchronous={level}")
                     yield db
 
         self.service = _Service(self.location)
-        self.settings = {"pragmas": "WAL (file), synchronous=NORMAL per connection"}
+        self.settings = {"pragmas": f"WAL (file), synchronous={level} per connection"}
 
 
 class Floor(Contender):
@@ -347,7 +349,7 @@ class Floor(Contender):
         """Create the schema and connect."""
         if self.backend == "sqlite":
             self.impl: Any = _floor.SqliteFloor(self.location)
-            self.settings = {"pragmas": ", ".join(_floor.SQLITE_PRAGMAS)}
+            self.settings = {"pragmas": ", ".join(_floor.sqlite_pragmas())}
         else:
             self.impl = _floor.PostgresFloor(self.location, self.pool_size)
             self.settings = {"pool": f"asyncpg max_size={self.pool_size}"}
