@@ -31,7 +31,11 @@ cached revision, and returns a new ``Session`` with a new ``events`` list holdin
 ``IN_MEMORY_SESSION_SERVICE_LIGHT_COPY`` makes. With the cache on, do not mutate loaded events in
 place. Each read checks the cache against storage (the session's creation time, its revision and
 the stored text of the last cached event), so appends by other services or processes, and a
-session deleted and created again under the same id, are seen.
+session deleted and created again under the same id, are seen. The one re-creation it cannot
+tell apart: one given the very creation time of the session it replaces (only
+``create_session(last_update_time=...)``, which importers use, can do that) that also stores,
+at the cached revision, an event byte for byte equal to the cached one while earlier events
+differ.
 
 Deliberate differences from google-adk's database services:
 
