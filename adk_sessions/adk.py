@@ -54,6 +54,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import threading
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
@@ -409,49 +410,65 @@ _Key = tuple[str, str, str]
 class _EventCache:
     """Validated events per session, least recently used first out, at most ``capacity`` events.
 
-    Entries are immutable and replaced whole, so concurrent tasks never see half an update.
+    Entries are immutable and replaced whole, so concurrent tasks never see half an update. A
+    lock guards the bookkeeping: google-adk's synchronous ``Runner.run`` drives the service from
+    threads of its own, each with its own event loop.
     """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._entries: collections.OrderedDict[_Key, _Entry] = collections.OrderedDict()
-        self.held = 0
-        self.hits = 0
-        self.misses = 0
-        self.loaded = 0
+        self._lock = threading.Lock()
+        self._held = 0
+        self._hits = 0
+        self._misses = 0
+        self._loaded = 0
 
     def get(self, key: _Key) -> _Entry | None:
         return self._entries.get(key)
 
     def put(self, key: _Key, entry: _Entry) -> None:
-        self.drop(key)
         size = len(entry.events)
-        if not size or size > self.capacity:
-            return
-        self._entries[key] = entry
-        self.held += size
-        while self.held > self.capacity:
-            _, evicted = self._entries.popitem(last=False)
-            self.held -= len(evicted.events)
+        with self._lock:
+            self._drop(key)
+            if not size or size > self.capacity:
+                return
+            self._entries[key] = entry
+            self._held += size
+            while self._held > self.capacity:
+                _, evicted = self._entries.popitem(last=False)
+                self._held -= len(evicted.events)
 
     def drop(self, key: _Key) -> None:
+        with self._lock:
+            self._drop(key)
+
+    def _drop(self, key: _Key) -> None:
         entry = self._entries.pop(key, None)
         if entry is not None:
-            self.held -= len(entry.events)
+            self._held -= len(entry.events)
 
     def clear(self) -> None:
-        self._entries.clear()
-        self.held = 0
+        with self._lock:
+            self._entries.clear()
+            self._held = 0
+
+    def count(self, *, hits: int = 0, misses: int = 0, loaded: int = 0) -> None:
+        with self._lock:
+            self._hits += hits
+            self._misses += misses
+            self._loaded += loaded
 
     def info(self) -> EventCacheInfo:
-        return EventCacheInfo(
-            capacity=self.capacity,
-            sessions=len(self._entries),
-            events=self.held,
-            hits=self.hits,
-            misses=self.misses,
-            loaded=self.loaded,
-        )
+        with self._lock:
+            return EventCacheInfo(
+                capacity=self.capacity,
+                sessions=len(self._entries),
+                events=self._held,
+                hits=self._hits,
+                misses=self._misses,
+                loaded=self._loaded,
+            )
 
 
 class AdkSessionService(BaseSessionService):
@@ -686,19 +703,18 @@ class AdkSessionService(BaseSessionService):
             return None
         events = _adk_events(stored, session_id)
         if self._cache is not None:
-            self._cache.loaded += len(events)
-            if num_recent_events is None and after is None:
-                self._cache.misses += 1
-                if events:
-                    self._cache.put(
-                        key,
-                        _Entry(
-                            create_time=stored.create_time,
-                            revision=stored.revision,
-                            events=tuple(events),
-                            last_text=stored.events[-1],
-                        ),
-                    )
+            full = num_recent_events is None and after is None
+            self._cache.count(misses=int(full), loaded=len(events))
+            if full and events:
+                self._cache.put(
+                    key,
+                    _Entry(
+                        create_time=stored.create_time,
+                        revision=stored.revision,
+                        events=tuple(events),
+                        last_text=stored.events[-1],
+                    ),
+                )
         return _build_session(
             session_id,
             app_name,
@@ -733,12 +749,12 @@ class AdkSessionService(BaseSessionService):
         events = entry.events
         if len(texts) > 1:
             new = _adk_events(stored, key[2], start=1)
-            self._cache.loaded += len(new)
+            self._cache.count(loaded=len(new))
             events = events + tuple(new)
             entry = attrs.evolve(
                 entry, revision=stored.revision, events=events, last_text=texts[-1]
             )
-        self._cache.hits += 1
+        self._cache.count(hits=1)
         self._cache.put(key, entry)
         return events
 

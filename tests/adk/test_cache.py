@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import threading
 import time
 import weakref
 from collections.abc import AsyncIterator
@@ -466,3 +467,42 @@ async def test_close_empties_the_cache(db_url: str) -> None:
     assert service.event_cache_info.events == 3
     await service.close()
     assert service.event_cache_info.events == 0
+
+
+def test_cache_bookkeeping_holds_under_threads() -> None:
+    """Puts, drops and counts from several threads (sync Runner.run's own loops) stay exact."""
+    from adk_sessions.adk import _Entry, _EventCache
+
+    cache = _EventCache(50)
+    event = Event(author="x")
+    # Without the cache's lock this test fails in most runs (lost updates of the counts).
+    workers, rounds = 6, 4000
+
+    def work(worker: int) -> None:
+        for i in range(rounds):
+            key = ("app", "u", f"s{(worker * 7 + i) % 23}")
+            if i % 5 == 4:
+                cache.drop(key)
+            else:
+                size = 1 + (i + worker) % 9
+                cache.put(
+                    key,
+                    _Entry(create_time=1.0, revision=size, events=(event,) * size, last_text=""),
+                )
+            cache.count(hits=1, loaded=2)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    info = cache.info()
+    held = sum(len(entry.events) for entry in cache._entries.values())
+    assert info.events == held <= 50
+    assert info.sessions == len(cache._entries)
+    assert (info.hits, info.loaded) == (workers * rounds, workers * rounds * 2)
