@@ -82,6 +82,7 @@ import adk_sessions
 
 from ._codec import StoredSession, unreadable_event
 from ._models import Event, Session
+from ._service import DEFAULT_BATCH_SIZE
 from ._state import dumps
 from ._validate import check_count, check_seconds
 from .errors import (
@@ -452,6 +453,11 @@ class _EventCache:
             self._entries.clear()
             self._held = 0
 
+    def drop_matching(self, app_name: str, user_id: str | None) -> None:
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == app_name and user_id in (None, k[1])]:
+                self._drop(key)
+
     def count(self, *, hits: int = 0, misses: int = 0, loaded: int = 0) -> None:
         with self._lock:
             self._hits += hits
@@ -817,6 +823,50 @@ class AdkSessionService(BaseSessionService):
         """
         core = await self._core()
         return await core.get_app_state(app_name=app_name)
+
+    async def delete_sessions(
+        self,
+        *,
+        app_name: str,
+        user_id: str | None = None,
+        updated_before: float,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete the sessions (with their events) last updated before a time: retention.
+
+        Not part of google-adk's ``BaseSessionService``; the core's
+        :meth:`~adk_sessions.SessionService.delete_sessions`, in batches of short transactions
+        while agents keep appending. App and user state are kept.
+
+        Args:
+            app_name: The application.
+            user_id: Only this user's sessions; ``None`` for every user.
+            updated_before: Epoch seconds; sessions last updated exactly then are kept.
+            batch_size: Sessions per transaction.
+            progress: Called after each batch with the number it deleted.
+
+        Returns:
+            How many sessions were deleted.
+
+        Raises:
+            ValueError: Empty names, a missing or non-numeric ``updated_before``, a
+                ``batch_size`` below 1 (the core's ``InvalidArgumentError``).
+        """
+        core = await self._core()
+        try:
+            return await core.delete_sessions(
+                app_name=app_name,
+                user_id=user_id,
+                updated_before=updated_before,
+                batch_size=batch_size,
+                progress=progress,
+            )
+        finally:
+            # The cache does not know when its sessions were last updated: it lets go of every
+            # one the call may have deleted (a later read would find out, but hold them till then).
+            if self._cache is not None:
+                self._cache.drop_matching(app_name, user_id)
 
     @override
     async def append_event(self, session: AdkSession, event: AdkEvent) -> AdkEvent:

@@ -506,3 +506,26 @@ def test_cache_bookkeeping_holds_under_threads() -> None:
     assert info.events == held <= 50
     assert info.sessions == len(cache._entries)
     assert (info.hits, info.loaded) == (workers * rounds, workers * rounds * 2)
+
+
+async def test_retention_through_the_service_releases_what_it_may_have_deleted(
+    cached: AdkSessionService,
+) -> None:
+    """delete_sessions frees the cached events of the app (or user) it pruned; reads stay right."""
+    await _fill(cached, "old", 2)
+    await _fill(cached, "kept", 2, user="v")
+    await cached.create_session(app_name="other", user_id="u", session_id="x")
+    await _fill(cached, "elsewhere", 0)
+    for session_id, user in (("old", "u"), ("kept", "v")):
+        await cached.get_session(app_name="app", user_id=user, session_id=session_id)
+    assert cached.event_cache_info.sessions == 2
+    deleted = await cached.delete_sessions(
+        app_name="app", user_id="u", updated_before=time.time() + 60
+    )
+    assert deleted == 2  # "old" and "elsewhere"
+    assert cached.event_cache_info.sessions == 1  # user v's session stays cached
+    assert await _get(cached, "old") is None
+    kept = await cached.get_session(app_name="app", user_id="v", session_id="kept")
+    assert _texts(kept) == ["m0", "m1"]
+    await cached.delete_sessions(app_name="app", updated_before=time.time() + 60)
+    assert cached.event_cache_info.sessions == 0
