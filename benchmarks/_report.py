@@ -201,6 +201,12 @@ def _turn_lines(turns: dict[str, Any]) -> list[str]:
                 v = per.get(k, {}).get(metric)
                 row.append("-" if v is None else f"{v:.2f}")
             rows.append(row)
+        row = ["", "one get / append"]
+        for k in present:
+            calls = per.get(k, {}).get("call_ms") or {}
+            get, append = calls.get("get_session"), calls.get("append_event")
+            row.append("-" if get is None or append is None else f"{get:.2f} / {append:.2f}")
+        rows.append(row)
     out.append(_table(rows))
     low, high = sizes[0], sizes[-1]
     ours = [k for k in ("ours-adk", "ours-adk-cache") if k in present]

@@ -213,6 +213,7 @@ class _Clock:
     def __init__(self, service: BaseSessionService) -> None:
         self.seconds = 0.0
         self.calls: dict[str, int] = {"get_session": 0, "append_event": 0}
+        self.per_call: dict[str, list[float]] = {name: [] for name in self.calls}
         for name in self.calls:
             setattr(service, name, self._timed(name, getattr(service, name)))
 
@@ -222,8 +223,10 @@ class _Clock:
             try:
                 return await call(*args, **kwargs)
             finally:
-                self.seconds += time.perf_counter() - started
+                elapsed = time.perf_counter() - started
+                self.seconds += elapsed
                 self.calls[name] += 1
+                self.per_call[name].append(elapsed)
 
         return timed
 
@@ -257,10 +260,11 @@ async def run_turns(
         progress: Called with a description of each step.
 
     Returns:
-        ``{size: {key: {"turn_ms", "store_ms", "share_ms", "calls_per_turn", "events"}}}``:
-        medians over the turns; ``share_ms`` is the store's turn time minus the null store's
-        in the same round (``None`` for the null store itself); ``events`` is the history
-        before the first and after the last turn.
+        ``{size: {key: {"turn_ms", "store_ms", "share_ms", "call_ms", "calls_per_turn",
+        "events"}}}``: medians over the turns; ``share_ms`` is the store's turn time minus the
+        null store's in the same round (``None`` for the null store itself); ``call_ms`` the
+        median duration of one ``get_session`` and of one ``append_event``; ``events`` is the
+        history before the first and after the last turn.
     """
     stores = {"null": NullSessionService(), **stores}
     runners = {key: make_runner(service) for key, service in stores.items()}
@@ -277,6 +281,9 @@ async def run_turns(
         times: dict[str, list[float]] = {key: [] for key in stores}
         inside: dict[str, list[float]] = {key: [] for key in stores}
         calls = {key: dict(clock.calls) for key, clock in clocks.items()}
+        for clock in clocks.values():
+            for durations in clock.per_call.values():
+                durations.clear()
         for n in range(turns):
             progress(f"runner turn · {size:,} events · turn {n + 1}/{turns}")
             order = list(runners.items())
@@ -298,6 +305,10 @@ async def run_turns(
             result[key] = {
                 "turn_ms": 1000 * statistics.median(times[key]),
                 "store_ms": 1000 * statistics.median(inside[key]),
+                "call_ms": {
+                    name: 1000 * statistics.median(durations) if durations else None
+                    for name, durations in clocks[key].per_call.items()
+                },
                 "share_ms": None if key == "null" else 1000 * statistics.median(shares),
                 "calls_per_turn": {
                     name: (clocks[key].calls[name] - calls[key][name]) / turns
