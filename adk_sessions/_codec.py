@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -12,6 +13,7 @@ import attrs
 
 from ._dialect import Row
 from ._models import Event, Session
+from ._validate import check_text
 from .errors import InvalidArgumentError
 
 __all__ = ("Cursor", "decode_token", "encode_token", "events_from_rows", "session_from_row")
@@ -98,6 +100,32 @@ def encode_token(cursor: Cursor) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _token_fields(token: str) -> tuple[str, str | None, float, str, str] | None:
+    """The fields of a well-formed token, or ``None`` for any malformed one.
+
+    Malformed covers everything a client could send: bad base64 or JSON, nesting deep enough to
+    exhaust the recursion limit, an update time over 1e308 (decoded as infinity) or an integer
+    too large for a float, NUL characters or lone surrogates in the strings.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        version, app, user_filter, update_time, user_id, session_id = json.loads(raw)
+        if type(version) is not int or version != _TOKEN_VERSION:
+            return None
+        if type(update_time) not in (int, float) or not math.isfinite(float(update_time)):
+            return None
+        if not all(isinstance(v, str) for v in (app, user_id, session_id)) or not (
+            user_filter is None or isinstance(user_filter, str)
+        ):
+            return None
+        for value in (app, user_filter, user_id, session_id):
+            if value is not None:
+                check_text("page_token", value)
+    except (TypeError, ValueError, OverflowError, RecursionError, binascii.Error):
+        return None  # InvalidArgumentError from check_text is a ValueError
+    return app, user_filter, float(update_time), user_id, session_id
+
+
 def decode_token(token: str, *, app_name: str, user_filter: str | None) -> Cursor:
     """Decode a page token issued by :func:`encode_token` for the same query.
 
@@ -112,17 +140,10 @@ def decode_token(token: str, *, app_name: str, user_filter: str | None) -> Curso
     Raises:
         InvalidArgumentError: When the token is malformed or was issued for another query.
     """
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        version, app, user_filter_, update_time, user_id, session_id = json.loads(raw)
-    except (TypeError, ValueError, binascii.Error) as exc:
-        raise InvalidArgumentError(f"page_token {token!r} was not issued by list_sessions") from exc
-    if (
-        version != _TOKEN_VERSION
-        or type(update_time) not in (int, float)
-        or not all(isinstance(v, str) for v in (app, user_id, session_id))
-    ):
+    fields = _token_fields(token)
+    if fields is None:
         raise InvalidArgumentError(f"page_token {token!r} was not issued by list_sessions")
+    app, user_filter_, update_time, user_id, session_id = fields
     if app != app_name or user_filter_ != user_filter:
         raise InvalidArgumentError(
             f"page_token {token!r} belongs to another query (app_name/user_id differ)"
@@ -130,7 +151,7 @@ def decode_token(token: str, *, app_name: str, user_filter: str | None) -> Curso
     return Cursor(
         app_name=app,
         user_filter=user_filter_,
-        update_time=float(update_time),
+        update_time=update_time,
         user_id=user_id,
         session_id=session_id,
     )
