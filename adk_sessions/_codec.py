@@ -143,7 +143,8 @@ def decode_token(token: str, *, app_name: str, user_filter: str | None) -> Curso
         payload = json.loads(raw)
         version, app, user_filter_, update_time, user_id, session_id = payload
         if (
-            version != _TOKEN_VERSION
+            type(version) is not int
+            or version != _TOKEN_VERSION
             or type(update_time) not in (int, float)
             or not math.isfinite(update_time)
             or not all(type(v) is str for v in (app, user_id, session_id))
