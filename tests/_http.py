@@ -54,6 +54,7 @@ async def running(
         app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", ws="none"
     )
     server = Server(config)
+    failure: Exception | None = None
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
         with anyio.fail_after(10):
@@ -63,8 +64,12 @@ async def running(
         try:
             async with httpx.AsyncClient(base_url=base, timeout=30) as client:
                 yield client, base
+        except Exception as exc:  # a failed test: still let the server shut down cleanly
+            failure = exc
         finally:
             server.should_exit = True
+    if failure is not None:
+        raise failure
 
 
 def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
