@@ -16,6 +16,7 @@ import contextlib
 import copy
 import ipaddress
 import logging
+import logging.config
 import os
 import signal
 import socket
@@ -339,22 +340,24 @@ async def _serve(
                     summary,
                 )
 
-    config = uvicorn.Config(
-        "",  # replaced below, once the database is open
-        host=host,
-        port=port,
-        lifespan="off",
-        log_level=log_level,
-        log_config=_log_config(log_level),
-        access_log=False,  # adk_sessions.access logs each request, without the ids
-    )
+    # Configure logging before the database opens, so that its messages show too.
+    logging.config.dictConfig(_log_config(log_level))
     try:
         service = await connect(url)
     except AdkSessionsError as exc:
         print(f"adk-sessions serve: {exc}", file=sys.stderr)
         return 1
     try:
-        config.app = create_app(service, **options)
+        config = uvicorn.Config(
+            create_app(service, **options),
+            host=host,
+            port=port,
+            lifespan="off",
+            ws="none",  # no route takes a WebSocket
+            log_level=log_level,
+            log_config=None,  # configured above
+            access_log=False,  # adk_sessions.access logs each request, without the ids
+        )
         server = Server(config)
         async with anyio.create_task_group() as tg:
             tg.start_soon(_stop_on_signals, server)

@@ -108,6 +108,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocketClose
 
 from . import __version__, rest
 from ._models import Event, EventActions
@@ -741,6 +742,9 @@ class _Endpoints:
             self._routes.setdefault(op.path, {})[op.method] = op
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":  # no route takes a WebSocket: refuse the handshake
+            await WebSocketClose()(scope, receive, send)
+            return
         request = Request(scope, receive)
         response = await self._answer(request)
         await response(scope, receive, send)

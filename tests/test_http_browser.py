@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+from typing import Any
+
 import anyio
 import pytest
 
 from adk_sessions import SessionService
-from adk_sessions.asgi import REVISION_HEADER
+from adk_sessions.asgi import REVISION_HEADER, create_app
 
 from ._http import error, path, running
 
@@ -231,3 +234,28 @@ async def test_options_without_origin_answers_allow(service: SessionService) -> 
         assert response.headers["allow"] == "GET, HEAD, POST, PATCH, DELETE, OPTIONS"
         probe = await client.options("/readyz")
         assert probe.headers["allow"] == "GET, HEAD, OPTIONS"
+
+
+async def test_websockets_are_refused(service: SessionService) -> None:
+    """A WebSocket handshake reaching the application is closed; nothing else happens."""
+    app = create_app(service)
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    scope: MutableMapping[str, Any] = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "path": "/apps/app/users/u1/sessions",
+        "raw_path": b"/apps/app/users/u1/sessions",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"localhost")],
+        "server": ("127.0.0.1", 8000),
+    }
+    await app(scope, receive, send)
+    assert [message["type"] for message in sent] == ["websocket.close"]
