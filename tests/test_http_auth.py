@@ -7,10 +7,12 @@ import base64
 import hashlib
 import hmac
 import json
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -20,7 +22,7 @@ from adk_sessions import SessionService
 from adk_sessions._serve import add_serve_parser, check_bind, serve_command
 from adk_sessions.asgi import MIN_JWT_SECRET_BYTES, create_app
 
-from ._http import JSON, error, path, running
+from ._http import JSON, error, path, running, server_process
 
 pytestmark = pytest.mark.anyio
 
@@ -339,3 +341,28 @@ async def test_www_authenticate_on_every_401(service: SessionService) -> None:
             response = await client.delete(path(session="s"), headers=headers)
             error(response, 401, "unauthorized")
             assert response.headers["www-authenticate"].startswith('Bearer realm="adk-sessions"')
+
+
+@pytest.mark.parametrize("source", ["flag", "variable with a path", "variable with the key"])
+def test_serve_takes_the_public_key_from_a_file_or_the_environment(
+    tmp_path: Path, source: str
+) -> None:
+    """serve --jwt-public-key FILE, or $ADK_SESSIONS_JWT_PUBLIC_KEY (a path or PEM text), works."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem_file = tmp_path / "idp.pem"
+    pem_file.write_text(_pem(key))
+    argv, env = ["--port", "0"], {}
+    if source == "flag":
+        argv += ["--jwt-public-key", str(pem_file)]
+    elif source == "variable with a path":
+        env["ADK_SESSIONS_JWT_PUBLIC_KEY"] = str(pem_file)
+    else:
+        env["ADK_SESSIONS_JWT_PUBLIC_KEY"] = _pem(key)
+    with server_process(argv, tmp_path, env) as (process, base, lines):
+        with httpx.Client(base_url=base, headers=bearer(mint(key, "ES256"))) as http:
+            assert http.post(path(session="s")).status_code == 200
+            assert http.get(path(user="u2")).status_code == 403
+            assert http.get(path(), headers=bearer(mint())).status_code == 401
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0, "".join(lines)
+    assert any("auth: per-user JWT (ES256)" in line for line in lines), "".join(lines)
