@@ -507,7 +507,7 @@ class _Call:
     body: Any
 
 
-Handler = Callable[["_Endpoints", _Call], Awaitable[Response]]
+_Handler = Callable[["_Endpoints", _Call], Awaitable[Response]]
 
 
 @attrs.frozen(kw_only=True)
@@ -522,7 +522,7 @@ class _Operation:
         handler: The method of :class:`_Endpoints` answering it.
         params: Query and header parameters, parsed into ``_Call.args`` by name.
         body: The request model (``from_json``), or ``None`` for no body.
-        body_required: Whether an empty body is refused.
+        body_required: Whether the document requires a body (the model refuses an empty one).
         status: The success status.
         response: The success body as a type (a model, ``list[...]``, a union), or ``None``.
         response_headers: Headers every success answer carries.
@@ -534,7 +534,7 @@ class _Operation:
     path: str
     operation_id: str
     summary: str
-    handler: Handler
+    handler: _Handler
     params: tuple[_Param, ...] = ()
     body: Any = None
     body_required: bool = False
