@@ -161,6 +161,8 @@ def decode_token(token: str, *, app_name: str, user_filter: str | None) -> Curso
             session_id=session_id,
         )
     except InvalidArgumentError as exc:
+        if exc is foreign:
+            raise  # not "from" itself: an exception must not be its own cause
         raise foreign from exc
     except Exception as exc:  # any malformed shape, RecursionError included
         raise foreign from exc

@@ -58,8 +58,9 @@ async def test_malformed_page_tokens_are_a_400(service: SessionService, token: s
     async with running(service) as (client, _):
         response = await client.get(path(), params={"pageSize": 1, "pageToken": token})
         assert "page_token" in error(response, 400, "invalid_argument")
-    with pytest.raises(InvalidArgumentError, match="page_token"):
+    with pytest.raises(InvalidArgumentError, match="page_token") as raised:
         await service.list_sessions(app_name="app", user_id="u1", page_size=1, page_token=token)
+    assert raised.value.__cause__ is not raised.value
 
 
 @pytest.mark.parametrize(
