@@ -12,7 +12,7 @@ import attrs
 
 from ._dialect import Row
 from ._models import Event, Session, event_from_stored
-from ._validate import check_text
+from ._validate import check_name
 from .errors import InvalidArgumentError, StorageError
 
 __all__ = ("Cursor", "decode_token", "encode_token", "events_from_rows", "session_from_row")
@@ -151,8 +151,10 @@ def decode_token(token: str, *, app_name: str, user_filter: str | None) -> Curso
             or not (user_filter_ is None or type(user_filter_) is str)
         ):
             raise foreign
-        for text in (app, user_id, session_id, user_filter_ or ""):
-            check_text("page_token", text)
+        # The ids of a token are ids: refused as the service refuses them (control characters,
+        # lone surrogates, NUL, over MAX_ID_BYTES), so none reaches a query.
+        for name in (app, user_id, session_id, *([] if user_filter_ is None else [user_filter_])):
+            check_name("page_token", name)
         cursor = Cursor(
             app_name=app,
             user_filter=user_filter_,

@@ -39,6 +39,7 @@ BAD_PAGE_TOKENS = {
     "NUL in the session id": _token('[1,"app","u1",1.0,"u1","s\\u0000"]'),
     "NUL in the user id": _token('[1,"app","u1",1.0,"u\\u0000","s"]'),
     "lone surrogate": _token('[1,"app","u1",1.0,"u1","\\ud800"]'),
+    "control character in the session id": _token('[1,"app","u1",1.0,"u1","s\\n"]'),
     "version true": _token('[true,"app","u1",1.0,"u1","s"]'),
     "version 2": _token('[2,"app","u1",1.0,"u1","s"]'),
     "an object": _token('{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6}'),
