@@ -13,7 +13,7 @@ import attrs
 from ._dialect import Row
 from ._models import Event, event_from_stored
 from ._state import loads
-from ._validate import check_text
+from ._validate import check_name
 from .errors import InvalidArgumentError, StorageError
 
 __all__ = (
@@ -184,15 +184,18 @@ def decode_token(token: str, *, app_name: str, user_filter: str | None) -> Curso
         payload = json.loads(raw)
         version, app, user_filter_, update_time, user_id, session_id = payload
         if (
-            version != _TOKEN_VERSION
+            type(version) is not int
+            or version != _TOKEN_VERSION
             or type(update_time) not in (int, float)
             or not math.isfinite(update_time)
             or not all(type(v) is str for v in (app, user_id, session_id))
             or not (user_filter_ is None or type(user_filter_) is str)
         ):
             raise foreign
-        for text in (app, user_id, session_id, user_filter_ or ""):
-            check_text("page_token", text)
+        # The ids of a token are ids: refused as the service refuses them (control characters,
+        # lone surrogates, NUL, over MAX_ID_BYTES), so none reaches a query.
+        for name in (app, user_id, session_id, *([] if user_filter_ is None else [user_filter_])):
+            check_name("page_token", name)
         cursor = Cursor(
             app_name=app,
             user_filter=user_filter_,
@@ -201,6 +204,8 @@ def decode_token(token: str, *, app_name: str, user_filter: str | None) -> Curso
             session_id=session_id,
         )
     except InvalidArgumentError as exc:
+        if exc is foreign:
+            raise  # not "from" itself: an exception must not be its own cause
         raise foreign from exc
     except Exception as exc:  # any malformed shape, RecursionError included
         raise foreign from exc

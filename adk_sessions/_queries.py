@@ -90,6 +90,7 @@ class Queries:
     applied_versions: Query
     record_migration: Query
     count_rows: Query
+    ping: Query
     insert_session: Query
     merge_app_state: Query
     merge_user_state: Query

@@ -270,6 +270,16 @@ class SessionService:
             result.update({key: int(row[key]) for key in ("apps", "users", "sessions", "events")})
         return result
 
+    @traced("ping")
+    async def ping(self) -> None:
+        """Run a trivial query, to tell whether the database answers (readiness probes).
+
+        Raises:
+            StorageError: The database cannot be reached or its schema is missing.
+        """
+        async with self._dialect.reader() as conn:
+            await conn.value(self._q.ping, {})
+
     @traced("create_session")
     async def create_session(
         self,

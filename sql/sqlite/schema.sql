@@ -35,3 +35,7 @@ SELECT (SELECT count(*) FROM adk_app_states) AS apps,
        (SELECT count(*) FROM adk_user_states) AS users,
        (SELECT count(*) FROM adk_sessions) AS sessions,
        (SELECT count(*) FROM adk_events) AS events
+
+-- name: ping$
+-- Readiness probe: a trivial read that needs a working connection and the schema.
+SELECT count(*) FROM adk_schema_migrations
