@@ -11,66 +11,115 @@ from typing import Any
 import attrs
 
 from ._dialect import Row
-from ._models import Event, Session, event_from_stored
-from ._validate import check_text
+from ._models import Event, event_from_stored
+from ._state import loads
+from ._validate import check_name
 from .errors import InvalidArgumentError, StorageError
 
-__all__ = ("Cursor", "decode_token", "encode_token", "events_from_rows", "session_from_row")
+__all__ = (
+    "Cursor",
+    "StoredSession",
+    "decode_token",
+    "encode_token",
+    "events_from_texts",
+    "session_state",
+    "stored_events",
+    "unreadable_event",
+)
 
 Decode = Callable[[Any], Any]
 
 
-def events_from_rows(rows: Sequence[Row], decode: Decode, *, session_id: str) -> list[Event]:
-    """Build events from ``get_events`` rows (newest first) in append order.
+@attrs.frozen(kw_only=True)
+class StoredSession:
+    """A session as storage holds it, for readers that build their own event objects.
+
+    Attributes:
+        state: Merged state (app/user scopes laid over the session's own keys).
+        last_update_time: Epoch seconds of the last change.
+        revision: The stored revision (number of stored events).
+        create_time: When this incarnation of the session was created: a session deleted and
+            created again under the same id has (in practice) another one.
+        events: The stored JSON text of the events read, in append order.
+        seqs: The position of each of those events (1 for the first event ever stored).
+    """
+
+    state: dict[str, Any]
+    last_update_time: float
+    revision: int
+    create_time: float
+    events: list[str]
+    seqs: list[int]
+
+
+def stored_events(rows: Sequence[Row]) -> tuple[list[str], list[int]]:
+    """Return the stored JSON text and the position of ``get_events`` rows, oldest first.
 
     Args:
-        rows: Rows with ``seq`` and ``event`` columns, newest first.
-        decode: The dialect's JSON decoder.
+        rows: Rows with ``seq`` and ``event`` (JSON text) columns, newest first.
+
+    Returns:
+        The texts and the positions, in append order.
+    """
+    ordered = rows[::-1]
+    return [row["event"] for row in ordered], [row["seq"] for row in ordered]
+
+
+def unreadable_event(session_id: str, seq: int, exc: Exception) -> StorageError:
+    """Return the error for a stored event that cannot be read back.
+
+    Args:
+        session_id: The session.
+        seq: The event's position.
+        exc: What went wrong.
+
+    Returns:
+        A ``StorageError`` naming the session and the position (raise it ``from exc``).
+    """
+    return StorageError(
+        f"session {session_id!r}: the event stored at position {seq} cannot be "
+        f"read ({type(exc).__name__}: {exc}); repair or delete that row"
+    )
+
+
+def events_from_texts(texts: Sequence[str], seqs: Sequence[int], *, session_id: str) -> list[Event]:
+    """Build events from their stored JSON text.
+
+    Args:
+        texts: The stored JSON, in append order (see :func:`stored_events`).
+        seqs: Their positions.
         session_id: The session, for the message of a row that cannot be read.
 
     Returns:
-        The events, oldest first.
+        The events, in the same order.
 
     Raises:
         StorageError: A stored row is not an event (written by hand, or by an old version that
             let an ``extra`` key shadow a field); names the session and the event's position.
     """
     events = []
-    for row in reversed(rows):
+    for text, seq in zip(texts, seqs, strict=True):
         try:
-            events.append(event_from_stored(decode(row["event"])))
+            events.append(event_from_stored(loads(text)))
         except Exception as exc:  # any malformed row, reported as such
-            raise StorageError(
-                f"session {session_id!r}: the event stored at position {row['seq']} cannot be "
-                f"read ({type(exc).__name__}: {exc}); repair or delete that row"
-            ) from exc
+            raise unreadable_event(session_id, seq, exc) from exc
     return events
 
 
-def session_from_row(
-    row: Row,
-    *,
-    app_name: str,
-    session_id: str,
-    user_id: str,
-    scopes: Mapping[str, Any],
-    decode: Decode,
-    events: list[Event] | None = None,
-) -> Session:
-    """Build a session from a sessions row and its app/user scopes.
+def session_state(
+    row: Row, *, scopes: Mapping[str, Any], decode: Decode, session_id: str
+) -> dict[str, Any]:
+    """Return a session's merged state from its row and its app/user scopes.
 
     Args:
-        row: A row with ``state``, ``update_time`` and ``revision``.
-        app_name: The app.
-        session_id: The session id.
-        user_id: The user.
+        row: A row with a ``state`` column.
         scopes: The ``app:``/``user:`` keys (:func:`prefixed_scopes`), laid over the session's
-            own state; the session keeps references to their values.
+            own state; the result keeps references to their values.
         decode: The dialect's JSON decoder.
-        events: The events, if read.
+        session_id: The session, for the message of a state that cannot be read.
 
     Returns:
-        The session with merged state.
+        A new dict.
 
     Raises:
         StorageError: The stored state is not a JSON object.
@@ -79,15 +128,7 @@ def session_from_row(
     if not isinstance(state, dict):
         raise StorageError(f"session {session_id!r}: the stored state is not a JSON object")
     state.update(scopes)
-    return Session(
-        id=session_id,
-        app_name=app_name,
-        user_id=user_id,
-        state=state,
-        events=events if events is not None else [],
-        last_update_time=row["update_time"],
-        revision=row["revision"],
-    )
+    return state
 
 
 @attrs.frozen(kw_only=True)
@@ -143,15 +184,18 @@ def decode_token(token: str, *, app_name: str, user_filter: str | None) -> Curso
         payload = json.loads(raw)
         version, app, user_filter_, update_time, user_id, session_id = payload
         if (
-            version != _TOKEN_VERSION
+            type(version) is not int
+            or version != _TOKEN_VERSION
             or type(update_time) not in (int, float)
             or not math.isfinite(update_time)
             or not all(type(v) is str for v in (app, user_id, session_id))
             or not (user_filter_ is None or type(user_filter_) is str)
         ):
             raise foreign
-        for text in (app, user_id, session_id, user_filter_ or ""):
-            check_text("page_token", text)
+        # The ids of a token are ids: refused as the service refuses them (control characters,
+        # lone surrogates, NUL, over MAX_ID_BYTES), so none reaches a query.
+        for name in (app, user_id, session_id, *([] if user_filter_ is None else [user_filter_])):
+            check_name("page_token", name)
         cursor = Cursor(
             app_name=app,
             user_filter=user_filter_,
@@ -160,6 +204,8 @@ def decode_token(token: str, *, app_name: str, user_filter: str | None) -> Curso
             session_id=session_id,
         )
     except InvalidArgumentError as exc:
+        if exc is foreign:
+            raise  # not "from" itself: an exception must not be its own cause
         raise foreign from exc
     except Exception as exc:  # any malformed shape, RecursionError included
         raise foreign from exc

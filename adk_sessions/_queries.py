@@ -93,6 +93,7 @@ class Queries:
     set_distribute: Query
     citus_version: Query
     distribution: Query
+    ping: Query
     insert_session: Query
     merge_app_state: Query
     merge_user_state: Query

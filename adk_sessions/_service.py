@@ -9,13 +9,21 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import attrs
 
 from . import _layout, _migrations
-from ._codec import Cursor, decode_token, encode_token, events_from_rows, session_from_row
+from ._codec import (
+    Cursor,
+    StoredSession,
+    decode_token,
+    encode_token,
+    events_from_texts,
+    session_state,
+    stored_events,
+)
 from ._dialect import Body, Connection, ConstraintError, Dialect, drive_async
 from ._models import Event, ListSessionsResponse, Session
 from ._queries import Kind, Queries, Query
@@ -39,6 +47,28 @@ from .errors import (
 )
 
 __all__ = ("SessionService",)
+
+_T = TypeVar("_T")
+
+
+def _core_session(
+    app_name: str,
+    user_id: str,
+    session_id: str,
+    state: dict[str, Any],
+    last_update_time: float,
+    revision: int,
+) -> Session:
+    """Build a listed core session (no events)."""
+    return Session(
+        id=session_id,
+        app_name=app_name,
+        user_id=user_id,
+        state=state,
+        last_update_time=last_update_time,
+        revision=revision,
+    )
+
 
 # The keyset cursor before the first session: every update time is > -inf.
 _START = Cursor(app_name="", user_filter=None, update_time=-math.inf, user_id="", session_id="")
@@ -323,6 +353,16 @@ class SessionService:
             result.update({key: int(row[key]) for key in ("apps", "users", "sessions", "events")})
         return result
 
+    @traced("ping")
+    async def ping(self) -> None:
+        """Run a trivial query, to tell whether the database answers (readiness probes).
+
+        Raises:
+            StorageError: The database cannot be reached or its schema is missing.
+        """
+        async with self._dialect.reader() as conn:
+            await conn.value(self._q.ping, {})
+
     @traced("create_session")
     async def create_session(
         self,
@@ -521,11 +561,63 @@ class SessionService:
         Raises:
             InvalidArgumentError: Empty names, a negative count, a non-numeric ``after``.
         """
+        stored = await self._get_stored_session(
+            app_name=app_name,
+            user_id=user_id,
+            session_id=session_id,
+            num_recent_events=num_recent_events,
+            after=after,
+        )
+        if stored is None:
+            return None
+        return Session(
+            id=session_id,
+            app_name=app_name,
+            user_id=user_id,
+            state=stored.state,
+            events=events_from_texts(stored.events, stored.seqs, session_id=session_id),
+            last_update_time=stored.last_update_time,
+            revision=stored.revision,
+        )
+
+    async def _get_stored_session(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        session_id: str,
+        num_recent_events: int | None = None,
+        after: float | None = None,
+        after_revision: int = 0,
+    ) -> StoredSession | None:
+        """Read a session with its events as stored JSON text (internal).
+
+        The read path of :meth:`get_session`, for integrations that build their own event
+        objects straight from the stored JSON (:mod:`adk_sessions.adk`) and for caches that
+        hold the events up to some revision. Two round trips, like :meth:`get_session`.
+
+        Args:
+            app_name: The app.
+            user_id: The user.
+            session_id: The session id.
+            num_recent_events: As in :meth:`get_session`.
+            after: As in :meth:`get_session`.
+            after_revision: Only events stored after this revision (``seq > after_revision``);
+                costs O(revision - after_revision) rows.
+
+        Returns:
+            The session, or None when it does not exist (or belongs to another user).
+
+        Raises:
+            InvalidArgumentError: Empty names, a negative count or revision, a non-numeric
+                ``after``.
+        """
         check_name("app_name", app_name)
         check_name("user_id", user_id)
         check_name("session_id", session_id)
         limit = check_count("num_recent_events", num_recent_events)
         after = check_seconds("after", after, finite=False)
+        first_seq = (check_count("after_revision", after_revision) or 0) + 1
         key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
         decode = self._dialect.decode_json
         async with self._dialect.reader() as conn:
@@ -539,26 +631,33 @@ class SessionService:
                 if row is None:
                     return None
                 app_state = await conn.value(self._q.get_app_scope, {"app_name": app_name})
-            events: list[Event] = []
-            if limit != 0 and row["revision"] > 0:
+            texts: list[str] = []
+            seqs: list[int] = []
+            if limit != 0 and row["revision"] >= first_seq:
                 rows = await conn.rows(
                     self._q.get_events,
                     {
                         **key,
+                        "min_seq": first_seq,
                         "max_seq": row["revision"],
                         "after": after,
                         "limit": limit,
                     },
                 )
-                events = events_from_rows(rows, decode, session_id=session_id)
-        return session_from_row(
+                texts, seqs = stored_events(rows)
+        state = session_state(
             row,
-            app_name=app_name,
-            user_id=user_id,
-            session_id=session_id,
             scopes=prefixed_scopes(decode(app_state) or {}, decode(row["user_state"]) or {}),
             decode=decode,
-            events=events,
+            session_id=session_id,
+        )
+        return StoredSession(
+            state=state,
+            last_update_time=row["update_time"],
+            revision=row["revision"],
+            create_time=row["create_time"],
+            events=texts,
+            seqs=seqs,
         )
 
     @traced("list_sessions")
@@ -584,6 +683,44 @@ class SessionService:
         Raises:
             InvalidArgumentError: Empty names, a negative ``page_size``, a foreign token.
         """
+        sessions, token = await self._list_stored_sessions(
+            _core_session,
+            app_name=app_name,
+            user_id=user_id,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return ListSessionsResponse(sessions=sessions, next_page_token=token)
+
+    async def _list_stored_sessions(
+        self,
+        build: Callable[[str, str, str, dict[str, Any], float, int], _T],
+        *,
+        app_name: str,
+        user_id: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[_T], str | None]:
+        """List sessions as :meth:`list_sessions` does, built by ``build`` (internal).
+
+        The read path of :meth:`list_sessions`, for integrations that build their own session
+        objects (:mod:`adk_sessions.adk`) without an intermediate :class:`Session` each.
+
+        Args:
+            build: Called as ``build(app_name, user_id, session_id, state, last_update_time,
+                revision)`` for each session, in list order; ``state`` is merged and the
+                caller's to keep.
+            app_name: As in :meth:`list_sessions`.
+            user_id: As in :meth:`list_sessions`.
+            page_size: As in :meth:`list_sessions`.
+            page_token: As in :meth:`list_sessions`.
+
+        Returns:
+            The built sessions and the next page's token (``None`` on the last page).
+
+        Raises:
+            InvalidArgumentError: As :meth:`list_sessions`.
+        """
         check_name("app_name", app_name)
         if user_id is not None:
             check_name("user_id", user_id)
@@ -596,7 +733,7 @@ class SessionService:
             else _START
         )
         if size == 0:
-            return ListSessionsResponse(sessions=[], next_page_token=None)
+            return [], None
         params: dict[str, Any] = {
             "app_name": app_name,
             "after_time": cursor.update_time,
@@ -635,29 +772,28 @@ class SessionService:
                 nested = any(isinstance(v, (dict, list)) for v in overlay.values())
                 overlays[owner] = (overlay, nested)
             overlay, nested = overlays[owner]
+            state = session_state(
+                row,
+                scopes=copy.deepcopy(overlay) if nested else overlay,
+                decode=decode,
+                session_id=row["id"],
+            )
             sessions.append(
-                session_from_row(
-                    row,
-                    app_name=app_name,
-                    user_id=owner,
-                    session_id=row["id"],
-                    scopes=copy.deepcopy(overlay) if nested else overlay,
-                    decode=decode,
-                )
+                build(app_name, owner, row["id"], state, row["update_time"], row["revision"])
             )
         token = None
         if more:
-            last = sessions[-1]
+            last = rows[-1]
             token = encode_token(
                 Cursor(
                     app_name=app_name,
                     user_filter=user_id,
-                    update_time=last.last_update_time,
-                    user_id=last.user_id,
-                    session_id=last.id,
+                    update_time=last["update_time"],
+                    user_id=last["user_id"],
+                    session_id=last["id"],
                 )
             )
-        return ListSessionsResponse(sessions=sessions, next_page_token=token)
+        return sessions, token
 
     @traced("delete_session")
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:

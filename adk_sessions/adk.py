@@ -13,12 +13,29 @@ How google-adk's models map onto the core's:
 - ADK ``Event`` <-> core :class:`~adk_sessions.Event` through google-adk's own JSON form,
   ``model_dump(mode="json", exclude_none=True)`` and ``Event.model_validate``, so every field
   (present or future) survives the round trip.
+- Reads build google-adk's objects straight from the stored JSON in one pass: each event with
+  ``Event.model_validate_json`` (google-adk's own validation, the bulk of a read's cost), the
+  session around them without validating again what storage already holds.
 - ADK ``Session`` <-> core :class:`~adk_sessions.Session`; the core's ``revision`` travels in
   ADK's private ``Session._storage_update_marker`` (as ``"rev:<n>"``), the same slot google-adk's
   ``DatabaseSessionService`` uses for its own stale-writer marker. A session without a marker of
   ours (built by hand, or loaded by another service) is judged by google-adk's documented
   fallback rule: accepted when the stored update time is not newer than the session's
   ``last_update_time``, or when its last event is the newest stored event.
+
+The event cache (``AdkSessionService(url, event_cache=N)``, off by default) keeps the validated
+events of recently read sessions, at most ``N`` events in all (least recently used sessions go
+first). A cached ``get_session`` reads the session row and only the events stored after the
+cached revision, and returns a new ``Session`` with a new ``events`` list holding the *same*
+``Event`` objects as earlier results: the trade google-adk's own
+``IN_MEMORY_SESSION_SERVICE_LIGHT_COPY`` makes. With the cache on, do not mutate loaded events in
+place. Each read checks the cache against storage (the session's creation time, its revision and
+the stored text of the last cached event), so appends by other services or processes, and a
+session deleted and created again under the same id, are seen. The one re-creation it cannot
+tell apart: one given the very creation time of the session it replaces (only
+``create_session(last_update_time=...)``, which importers use, can do that) that also stores,
+at the cached revision, an event byte for byte equal to the cached one while earlier events
+differ.
 
 Deliberate differences from google-adk's database services:
 
@@ -34,13 +51,16 @@ Deliberate differences from google-adk's database services:
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
+import attrs
 from google.adk.errors import StaleSessionError as AdkStaleSessionError
 from google.adk.errors.already_exists_error import AlreadyExistsError
 from google.adk.errors.session_not_found_error import (
@@ -60,8 +80,11 @@ from typing_extensions import Self, override
 
 import adk_sessions
 
+from ._codec import StoredSession, unreadable_event
 from ._models import Event, Session
 from ._service import DEFAULT_BATCH_SIZE
+from ._state import dumps
+from ._validate import check_count, check_seconds
 from .errors import (
     InvalidArgumentError,
     SessionExistsError,
@@ -74,7 +97,14 @@ if TYPE_CHECKING:
 
     from adk_sessions import SessionService
 
-__all__ = ("SCHEMES", "AdkSessionService", "from_adk_event", "register", "to_adk_event")
+__all__ = (
+    "SCHEMES",
+    "AdkSessionService",
+    "EventCacheInfo",
+    "from_adk_event",
+    "register",
+    "to_adk_event",
+)
 
 logger = logging.getLogger(__name__)
 
@@ -195,17 +225,255 @@ def _revision(marker: str | None) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
-def _to_adk_session(session: Session) -> AdkSession:
+_SESSION_FIELDS = frozenset(("id", "app_name", "user_id", "state", "events", "last_update_time"))
+_new_object = object.__new__
+_set = object.__setattr__
+
+
+def _validated_session(
+    app_name: str,
+    user_id: str,
+    session_id: str,
+    state: dict[str, Any],
+    last_update_time: float,
+    revision: int,
+    events: list[AdkEvent] | None = None,
+) -> AdkSession:
+    """Build a google-adk ``Session`` through pydantic's validation (the reference)."""
     adk_session = AdkSession(
-        id=session.id,
-        app_name=session.app_name,
-        user_id=session.user_id,
-        state=session.state,
-        events=[to_adk_event(event) for event in session.events],
-        last_update_time=session.last_update_time,
+        id=session_id,
+        app_name=app_name,
+        user_id=user_id,
+        state=state,
+        events=events if events is not None else [],
+        last_update_time=last_update_time,
     )
-    adk_session._storage_update_marker = _marker(session.revision)
+    adk_session._storage_update_marker = _marker(revision)
     return adk_session
+
+
+def _assembled_session(
+    app_name: str,
+    user_id: str,
+    session_id: str,
+    state: dict[str, Any],
+    last_update_time: float,
+    revision: int,
+    events: list[AdkEvent] | None = None,
+    *,
+    _new: Callable[[type[AdkSession]], AdkSession] = _new_object,
+    _slot: Callable[[object, str, object], None] = _set,
+    _cls: type[AdkSession] = AdkSession,
+    _fields: frozenset[str] = _SESSION_FIELDS,
+) -> AdkSession:
+    """Build a google-adk ``Session`` from values storage already validated, without validating.
+
+    Sets the instance slots pydantic's own ``model_construct`` sets (``__dict__``, the fields
+    set, no extras, the private attributes): three times faster than validation, which walks
+    the state and every event again (``model_construct`` is slower than validation here). The
+    argument order is :meth:`SessionService._list_stored_sessions`'s, so that a list builds each
+    session with one call; the keyword-only defaults bind the helpers locally.
+    """
+    adk_session = _new(_cls)
+    _slot(
+        adk_session,
+        "__dict__",
+        {
+            "id": session_id,
+            "app_name": app_name,
+            "user_id": user_id,
+            "state": state,
+            "events": events if events is not None else [],
+            "last_update_time": last_update_time,
+        },
+    )
+    _slot(adk_session, "__pydantic_fields_set__", set(_fields))
+    _slot(adk_session, "__pydantic_extra__", None)
+    _slot(
+        adk_session,
+        "__pydantic_private__",
+        {"_storage_update_marker": _MARKER_PREFIX + str(revision)},
+    )
+    return adk_session
+
+
+def _assembly_matches_validation() -> bool:
+    """Whether :func:`_assembled_session` builds what validation builds, slot for slot.
+
+    Checked once at import: should a google-adk or pydantic release lay its models out
+    differently, sessions are validated again (slower, never wrong).
+    """
+    event = AdkEvent(author="user")
+    args = ("app", "u", "s", {"k": [1]}, 1.5, 3, [event])
+    try:
+        built, reference = _assembled_session(*args), _validated_session(*args)
+        return bool(
+            AdkSession.model_fields.keys() == _SESSION_FIELDS
+            and built.__dict__ == reference.__dict__
+            and built.__pydantic_fields_set__ == reference.__pydantic_fields_set__
+            and built.__pydantic_extra__ == reference.__pydantic_extra__
+            and built.__pydantic_private__ == reference.__pydantic_private__
+            and built == reference
+        )
+    except Exception:  # pragma: no cover - depends on the installed google-adk
+        return False
+
+
+_build_session = _assembled_session if _assembly_matches_validation() else _validated_session
+
+
+def _to_adk_session(session: Session) -> AdkSession:
+    return _build_session(
+        session.app_name,
+        session.user_id,
+        session.id,
+        session.state,
+        session.last_update_time,
+        session.revision,
+        [to_adk_event(event) for event in session.events],
+    )
+
+
+_validate_event = AdkEvent.model_validate_json
+
+
+def _adk_events(stored: StoredSession, session_id: str, start: int = 0) -> list[AdkEvent]:
+    """Validate stored events (JSON text) into google-adk events, one pass each.
+
+    Args:
+        stored: What the core read.
+        session_id: The session, for the message of a row that cannot be read.
+        start: Skip the first ``start`` events read.
+
+    Raises:
+        StorageError: A stored row is not a google-adk event; names the session and the
+            event's position.
+    """
+    texts = stored.events[start:] if start else stored.events
+    try:
+        return [_validate_event(text) for text in texts]
+    except Exception:  # find the row, and say which one it is
+        for text, seq in zip(texts, stored.seqs[start:], strict=True):
+            try:
+                _validate_event(text)
+            except Exception as exc:
+                raise unreadable_event(session_id, seq, exc) from exc
+        raise
+
+
+def _select(
+    events: Sequence[AdkEvent], num_recent_events: int | None, after: float | None
+) -> list[AdkEvent]:
+    """Apply ``get_session``'s filters in memory, exactly as the core's query does."""
+    if after is not None:
+        events = [event for event in events if event.timestamp >= after]
+    if num_recent_events is not None:
+        events = events[max(len(events) - num_recent_events, 0) :] if num_recent_events else []
+    return list(events)
+
+
+@attrs.frozen(kw_only=True)
+class EventCacheInfo:
+    """What :class:`AdkSessionService`'s event cache holds and has done.
+
+    Attributes:
+        capacity: The most events held (``event_cache``; 0 when the cache is off).
+        sessions: Sessions held.
+        events: Events held (never more than ``capacity``).
+        hits: ``get_session`` calls answered from the cache (plus the events stored since).
+        misses: ``get_session`` calls that read the whole history (nothing cached, or what was
+            cached no longer matched storage).
+        loaded: Events read from storage and validated by ``get_session`` with the cache on.
+    """
+
+    capacity: int
+    sessions: int
+    events: int
+    hits: int
+    misses: int
+    loaded: int
+
+
+@attrs.frozen(kw_only=True)
+class _Entry:
+    """One cached session: its events up to ``revision`` and what identifies them in storage."""
+
+    create_time: float
+    revision: int
+    events: tuple[AdkEvent, ...]
+    last_text: str  # the stored JSON of the event at seq == revision
+
+
+_Key = tuple[str, str, str]
+
+
+class _EventCache:
+    """Validated events per session, least recently used first out, at most ``capacity`` events.
+
+    Entries are immutable and replaced whole, so concurrent tasks never see half an update. A
+    lock guards the bookkeeping: google-adk's synchronous ``Runner.run`` drives the service from
+    threads of its own, each with its own event loop.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: collections.OrderedDict[_Key, _Entry] = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self._held = 0
+        self._hits = 0
+        self._misses = 0
+        self._loaded = 0
+
+    def get(self, key: _Key) -> _Entry | None:
+        return self._entries.get(key)
+
+    def put(self, key: _Key, entry: _Entry) -> None:
+        size = len(entry.events)
+        with self._lock:
+            self._drop(key)
+            if not size or size > self.capacity:
+                return
+            self._entries[key] = entry
+            self._held += size
+            while self._held > self.capacity:
+                _, evicted = self._entries.popitem(last=False)
+                self._held -= len(evicted.events)
+
+    def drop(self, key: _Key) -> None:
+        with self._lock:
+            self._drop(key)
+
+    def _drop(self, key: _Key) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._held -= len(entry.events)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._held = 0
+
+    def drop_matching(self, app_name: str, user_id: str | None) -> None:
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == app_name and user_id in (None, k[1])]:
+                self._drop(key)
+
+    def count(self, *, hits: int = 0, misses: int = 0, loaded: int = 0) -> None:
+        with self._lock:
+            self._hits += hits
+            self._misses += misses
+            self._loaded += loaded
+
+    def info(self) -> EventCacheInfo:
+        with self._lock:
+            return EventCacheInfo(
+                capacity=self.capacity,
+                sessions=len(self._entries),
+                events=self._held,
+                hits=self._hits,
+                misses=self._misses,
+                loaded=self._loaded,
+            )
 
 
 class AdkSessionService(BaseSessionService):
@@ -223,17 +491,24 @@ class AdkSessionService(BaseSessionService):
 
     SQLAlchemy-style URLs (``postgresql+asyncpg://``, ``sqlite+aiosqlite://``) are accepted.
 
+    ``event_cache=N`` keeps the validated events of recently read sessions in memory, at most
+    ``N`` events in all; a ``get_session`` of a cached session then reads only the session row
+    and the events stored since (see the module documentation). Loaded events are shared
+    between the sessions returned: do not mutate them in place.
+
     Args:
         url_or_service: A database URL, a SQLite file path, or an open core service.
         uri: The URL, as google-adk's service registry passes it.
         db_url: The URL, as ``DatabaseSessionService(db_url=...)`` takes it.
         db_path: A SQLite path or URL, as ``SqliteSessionService(db_path=...)`` takes it.
         agents_dir: Passed by google-adk's registry; not used.
+        event_cache: The most events the cache holds; 0 (the default) turns it off.
         **options: Passed to :func:`adk_sessions.connect` (pool sizes, timeouts, pragmas, ...).
 
     Raises:
         TypeError: When no URL or service, or more than one, is given, or options are given
             together with a service.
+        ValueError: When ``event_cache`` is not a count (an int >= 0).
     """
 
     def __init__(
@@ -245,6 +520,7 @@ class AdkSessionService(BaseSessionService):
         db_url: str | None = None,
         db_path: str | None = None,
         agents_dir: str | None = None,
+        event_cache: int = 0,
         **options: Any,
     ) -> None:
         given = [value for value in (url_or_service, uri, db_url, db_path) if value is not None]
@@ -253,6 +529,8 @@ class AdkSessionService(BaseSessionService):
                 "AdkSessionService takes exactly one of a URL or service (positional), uri=, "
                 f"db_url= or db_path=; got {len(given)}"
             )
+        capacity = check_count("event_cache", event_cache) or 0
+        self._cache = _EventCache(capacity) if capacity else None
         self._agents_dir = agents_dir
         self._options = options
         self._connect_lock: anyio.Lock | None = None
@@ -285,11 +563,21 @@ class AdkSessionService(BaseSessionService):
         """The core service in use, or ``None`` before a URL-built service first connects."""
         return self._service
 
+    @property
+    def event_cache_info(self) -> EventCacheInfo:
+        """What the event cache holds and has done (all zeros when it is off)."""
+        if self._cache is None:
+            return EventCacheInfo(capacity=0, sessions=0, events=0, hits=0, misses=0, loaded=0)
+        return self._cache.info()
+
     async def close(self) -> None:
         """Close the connection this service opened; a service given to it is left open.
 
-        A URL-built service can be used again after ``close()``: it reconnects on next use.
+        The event cache is emptied. A URL-built service can be used again after ``close()``:
+        it reconnects on next use.
         """
+        if self._cache is not None:
+            self._cache.clear()
         service = self._service
         if service is None or not self._owns_service:
             return
@@ -349,6 +637,8 @@ class AdkSessionService(BaseSessionService):
             )
         except SessionExistsError as exc:
             raise AlreadyExistsError(f"Session with id {session_id} already exists.") from exc
+        if self._cache is not None:
+            self._cache.drop((app_name, user_id, session.id))
         return _to_adk_session(session)
 
     @override
@@ -373,16 +663,105 @@ class AdkSessionService(BaseSessionService):
             The session, equal to the one ``create_session``/``append_event`` left in the
             caller's hands; ``None`` when it does not exist.
         """
+        num_recent_events = check_count(
+            "num_recent_events", config.num_recent_events if config else None
+        )
+        # google-adk treats a falsy after_timestamp (0.0) as "no filter".
+        after = check_seconds(
+            "after_timestamp",
+            config.after_timestamp if config and config.after_timestamp else None,
+            finite=False,
+        )
         core = await self._core()
-        session = await core.get_session(
+        key = (app_name, user_id, session_id)
+        if self._cache is not None and (entry := self._cache.get(key)) is not None:
+            # The cached events run up to entry.revision: read the row and the events from
+            # that revision on (the first one tells whether the cache still matches storage).
+            stored = await core._get_stored_session(
+                app_name=app_name,
+                user_id=user_id,
+                session_id=session_id,
+                after_revision=entry.revision - 1,
+            )
+            if stored is None:
+                self._cache.drop(key)
+                return None
+            cached = self._cached_events(key, entry, stored)
+            if cached is not None:
+                return _build_session(
+                    app_name,
+                    user_id,
+                    session_id,
+                    stored.state,
+                    stored.last_update_time,
+                    stored.revision,
+                    _select(cached, num_recent_events, after),
+                )
+        stored = await core._get_stored_session(
             app_name=app_name,
             user_id=user_id,
             session_id=session_id,
-            num_recent_events=config.num_recent_events if config else None,
-            # google-adk treats a falsy after_timestamp (0.0) as "no filter".
-            after=config.after_timestamp if config and config.after_timestamp else None,
+            num_recent_events=num_recent_events,
+            after=after,
         )
-        return None if session is None else _to_adk_session(session)
+        if stored is None:
+            return None
+        events = _adk_events(stored, session_id)
+        if self._cache is not None:
+            full = num_recent_events is None and after is None
+            self._cache.count(misses=int(full), loaded=len(events))
+            if full and events:
+                self._cache.put(
+                    key,
+                    _Entry(
+                        create_time=stored.create_time,
+                        revision=stored.revision,
+                        events=tuple(events),
+                        last_text=stored.events[-1],
+                    ),
+                )
+        return _build_session(
+            app_name,
+            user_id,
+            session_id,
+            stored.state,
+            stored.last_update_time,
+            stored.revision,
+            events,
+        )
+
+    def _cached_events(
+        self, key: _Key, entry: _Entry, stored: StoredSession
+    ) -> tuple[AdkEvent, ...] | None:
+        """Extend a cache entry with the events read after it; ``None`` when it is outdated.
+
+        ``stored`` holds the events from seq ``entry.revision`` on. The entry still describes
+        storage when the session was created at the same time (a session deleted and created
+        again under the same id has, in practice, another creation time), storage has not
+        gone back before ``entry.revision``, and the event stored at that seq is, byte for
+        byte, the one cached last.
+        """
+        assert self._cache is not None
+        texts = stored.events
+        if (
+            stored.create_time != entry.create_time
+            or stored.revision < entry.revision
+            or len(texts) != stored.revision - entry.revision + 1
+            or texts[0] != entry.last_text
+        ):
+            self._cache.drop(key)
+            return None
+        events = entry.events
+        if len(texts) > 1:
+            new = _adk_events(stored, key[2], start=1)
+            self._cache.count(loaded=len(new))
+            events = events + tuple(new)
+            entry = attrs.evolve(
+                entry, revision=stored.revision, events=events, last_text=texts[-1]
+            )
+        self._cache.count(hits=1)
+        self._cache.put(key, entry)
+        return events
 
     @override
     async def list_sessions(
@@ -398,10 +777,10 @@ class AdkSessionService(BaseSessionService):
             The sessions with merged state and no events.
         """
         core = await self._core()
-        response = await core.list_sessions(app_name=app_name, user_id=user_id)
-        return AdkListSessionsResponse(
-            sessions=[_to_adk_session(session) for session in response.sessions]
+        sessions, _ = await core._list_stored_sessions(
+            _build_session, app_name=app_name, user_id=user_id
         )
+        return AdkListSessionsResponse(sessions=sessions)
 
     @override
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
@@ -414,6 +793,8 @@ class AdkSessionService(BaseSessionService):
         """
         core = await self._core()
         await core.delete_session(app_name=app_name, user_id=user_id, session_id=session_id)
+        if self._cache is not None:
+            self._cache.drop((app_name, user_id, session_id))
 
     @override
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
@@ -473,13 +854,19 @@ class AdkSessionService(BaseSessionService):
                 ``batch_size`` below 1 (the core's ``InvalidArgumentError``).
         """
         core = await self._core()
-        return await core.delete_sessions(
-            app_name=app_name,
-            user_id=user_id,
-            updated_before=updated_before,
-            batch_size=batch_size,
-            progress=progress,
-        )
+        try:
+            return await core.delete_sessions(
+                app_name=app_name,
+                user_id=user_id,
+                updated_before=updated_before,
+                batch_size=batch_size,
+                progress=progress,
+            )
+        finally:
+            # The cache does not know when its sessions were last updated: it lets go of every
+            # one the call may have deleted (a later read would find out, but hold them till then).
+            if self._cache is not None:
+                self._cache.drop_matching(app_name, user_id)
 
     @override
     async def append_event(self, session: AdkSession, event: AdkEvent) -> AdkEvent:
@@ -544,9 +931,37 @@ class AdkSessionService(BaseSessionService):
         event = self._trim_temp_delta_state(event)
         if not event.id:
             event.id = target.events[-1].id
+        if self._cache is not None:
+            key = (session.app_name, session.user_id, session.id)
+            self._cache_append(key, target.revision - 1, target.events[-1])
         session.last_update_time = target.last_update_time
         session._storage_update_marker = _marker(target.revision)
         return self._commit_event_to_session(session, event)
+
+    def _cache_append(self, key: _Key, revision: int, stored: Event) -> None:
+        """Extend the cache entry of a session after an append from ``revision`` committed.
+
+        The cache gets the event as storage holds it, validated from the stored JSON (never
+        the caller's object, which the caller may change), so a cached read returns what a
+        read from storage would.
+        """
+        assert self._cache is not None
+        entry = self._cache.get(key)
+        if entry is None or entry.revision < revision:
+            return  # nothing cached, or behind: the next get reads what it lacks
+        if entry.revision > revision:
+            self._cache.drop(key)  # storage was behind the cache: another incarnation
+            return
+        text = dumps(stored.to_dict())
+        self._cache.put(
+            key,
+            attrs.evolve(
+                entry,
+                revision=revision + 1,
+                events=(*entry.events, _validate_event(text)),
+                last_text=text,
+            ),
+        )
 
     async def _fallback_revision(
         self, core: SessionService, session: AdkSession

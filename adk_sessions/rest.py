@@ -18,27 +18,38 @@ snake_case after a round trip; every other key round-trips unchanged.
 
 Every decoding or validation failure raises :class:`~adk_sessions.errors.InvalidArgumentError`
 (a ``ValueError``) whose message names the offending field, e.g. ``events[2].timestamp``.
+
+:func:`json_schemas` derives JSON Schemas (2020-12, as OpenAPI 3.1 uses) of these models from
+their attrs fields and the same JSON name tables the decoders read, so the schemas cannot drift
+from what is sent and accepted; :mod:`adk_sessions.asgi` serves them in its OpenAPI document.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import types
+import typing
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
 from ._models import Event, EventActions
 from ._models import Session as CoreSession
+from ._validate import MAX_ID_BYTES
 from .errors import InvalidArgumentError
 
 __all__ = (
     "CreateSessionRequest",
+    "ListSessionsResponse",
     "Session",
     "SessionID",
+    "UpdateSessionRequest",
     "event_from_json",
     "event_to_json",
+    "id_schema",
+    "json_schemas",
 )
 
 _SNAKE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z][a-z0-9]*)+")
@@ -66,6 +77,8 @@ _SESSION_FIELDS = (
     ("state", "state"),
 )
 _CREATE_FIELDS = (("state", "state"), ("events", "events"), ("sessionId", "session_id"))
+_UPDATE_FIELDS = (("stateDelta", "state_delta"),)
+_LIST_FIELDS = (("sessions", "sessions"), ("nextPageToken", "next_page_token"))
 
 
 def _to_camel(key: str) -> str:
@@ -471,6 +484,81 @@ class CreateSessionRequest:
 
 
 @attrs.frozen(kw_only=True)
+class UpdateSessionRequest:
+    """The body of a ``PATCH``: a state delta, appended to the session as a ``user`` event.
+
+    Attributes:
+        state_delta: The delta (JSON ``stateDelta``, as google-adk's server takes it);
+            ``app:``/``user:``/``temp:`` prefixes select the scope.
+    """
+
+    state_delta: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """Encode as camelCase JSON.
+
+        Returns:
+            ``{"stateDelta": {...}}``.
+        """
+        return {"stateDelta": self.state_delta}
+
+    @classmethod
+    def from_json(cls, data: object) -> UpdateSessionRequest:
+        """Decode a request body.
+
+        Args:
+            data: A decoded JSON object (``stateDelta`` or ``state_delta``), or ``None`` for an
+                empty body.
+
+        Returns:
+            The request.
+
+        Raises:
+            InvalidArgumentError: ``data`` is not an object, has another key, or its
+                ``stateDelta`` is missing or not an object.
+        """
+        if not isinstance(data, Mapping):
+            raise InvalidArgumentError('request body must be a JSON object {"stateDelta": {...}}')
+        known, rest = _pick(_object(data, "request body"), _UPDATE_FIELDS, "request body")
+        if rest:
+            names = ", ".join(repr(key) for key in sorted(rest))
+            raise InvalidArgumentError(
+                f"request body: unknown field(s) {names}; expected 'stateDelta'"
+            )
+        delta = known.get("state_delta")
+        if not isinstance(delta, dict):
+            raise InvalidArgumentError(
+                "request body: stateDelta is required and must be a JSON object"
+            )
+        return cls(state_delta=delta)
+
+
+@attrs.frozen(kw_only=True)
+class ListSessionsResponse:
+    """One page of a list, as answered when the client asks for pages.
+
+    Attributes:
+        sessions: The sessions, merged state and no events (JSON ``sessions``).
+        next_page_token: Pass back as ``pageToken`` for the next page; ``None`` on the last
+            page (JSON ``nextPageToken``).
+    """
+
+    sessions: list[Session] = attrs.field(factory=list)
+    next_page_token: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Encode as camelCase JSON.
+
+        Returns:
+            ``{"sessions": [...], "nextPageToken": ...}``; the token is ``null`` on the last page.
+        """
+        return {
+            "sessions": [session.to_json() for session in self.sessions],
+            "nextPageToken": self.next_page_token,
+        }
+
+
+@attrs.frozen(kw_only=True)
 class SessionID:
     """The identifying route parameters of a session request.
 
@@ -528,3 +616,151 @@ class SessionID:
             user_id=values["user_id"] or "",
             session_id=values["session_id"],
         )
+
+
+# --- JSON Schemas -------------------------------------------------------------------------------
+
+Direction = Literal["request", "response"]
+
+# The JSON names of each model's fields: the tables the decoders above read.
+_JSON_FIELDS: dict[type, tuple[tuple[str, str], ...]] = {
+    Event: _EVENT_FIELDS,
+    EventActions: _ACTION_FIELDS,
+    Session: _SESSION_FIELDS,
+    CreateSessionRequest: _CREATE_FIELDS,
+    UpdateSessionRequest: _UPDATE_FIELDS,
+    ListSessionsResponse: _LIST_FIELDS,
+}
+# Request fields that are ids, checked by ``adk_sessions._validate.check_name`` when not empty.
+_ID_FIELDS = frozenset({(Event, "id"), (CreateSessionRequest, "session_id")})
+# Optional response fields sent as ``null`` rather than left out (other optional ones are left out).
+_SENT_AS_NULL = frozenset({(ListSessionsResponse, "next_page_token")})
+_REQUEST_ROOTS = (CreateSessionRequest, UpdateSessionRequest)
+_RESPONSE_ROOTS = (Session, ListSessionsResponse)
+# Control characters (C0 and DEL), which no id may contain (as ``check_name``).
+_ID_PATTERN = "^[^\\x00-\\x1f\\x7f]*$"
+
+
+def id_schema(*, required: bool) -> dict[str, Any]:
+    """The JSON Schema of an app name, user id, session id or event id.
+
+    Args:
+        required: ``True`` for a path segment (never empty); ``False`` for a body field where
+            an empty id asks for a generated one.
+
+    Returns:
+        A string schema: no control characters, at most :data:`MAX_ID_BYTES` characters (the
+        limit is in UTF-8 bytes, which JSON Schema cannot count; longer ids answer 400).
+    """
+    schema: dict[str, Any] = {
+        "type": "string",
+        "maxLength": MAX_ID_BYTES,
+        "pattern": _ID_PATTERN,
+        "description": (
+            f"At most {MAX_ID_BYTES} UTF-8 bytes; no control characters (U+0000-U+001F, U+007F)."
+        ),
+    }
+    if required:
+        schema["minLength"] = 1
+    return schema
+
+
+def _schema_name(cls: type, direction: Direction) -> str:
+    if direction == "request" and cls not in _REQUEST_ROOTS:
+        return cls.__name__ + "Input"
+    return cls.__name__
+
+
+def _type_schema(
+    hint: object, direction: Direction, ref: str, pending: list[tuple[type, Direction]]
+) -> dict[str, Any]:
+    """The schema of one annotated type; attrs classes become ``$ref``s queued in ``pending``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [arg for arg in args if arg is not type(None)]
+        assert len(options) == 1, hint
+        inner = _type_schema(options[0], direction, ref, pending)
+        if isinstance(inner.get("type"), str):
+            return {**inner, "type": [inner["type"], "null"]}
+        return {"anyOf": [inner, {"type": "null"}]}
+    if origin is list:
+        return {"type": "array", "items": _type_schema(args[0], direction, ref, pending)}
+    if origin is dict:
+        assert args[0] is str, hint
+        return {
+            "type": "object",
+            "additionalProperties": _type_schema(args[1], direction, ref, pending),
+        }
+    if hint is Any:
+        return {}  # any JSON value
+    if isinstance(hint, type) and attrs.has(hint):
+        pending.append((hint, direction))
+        return {"$ref": ref + _schema_name(hint, direction)}
+    names: dict[object, str] = {str: "string", float: "number", int: "integer", bool: "boolean"}
+    assert hint in names, hint
+    return {"type": names[hint]}
+
+
+def _model_schema(
+    cls: type, direction: Direction, ref: str, pending: list[tuple[type, Direction]]
+) -> dict[str, Any]:
+    """The object schema of a model, from its attrs fields and its JSON name table.
+
+    Requests: the fields without a default are required, and every other field may be ``null``
+    (the decoders read ``null`` as absent). Responses: every field that is not optional is
+    always sent. A model with an ``extra`` field keeps unknown keys (they are the extra fields);
+    every other model refuses them (requests) or never sends them (responses).
+    """
+    hints = typing.get_type_hints(cls)
+    fields = {field.name: field for field in attrs.fields(cls)}
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for json_name, name in _JSON_FIELDS[cls]:
+        hint = hints[name]
+        optional = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        schema = _type_schema(hint, direction, ref, pending)
+        if direction == "request":
+            if (cls, name) in _ID_FIELDS:
+                schema = id_schema(required=False)
+            if fields[name].default is attrs.NOTHING:
+                required.append(json_name)
+            elif isinstance(schema.get("type"), str):
+                schema = {**schema, "type": [schema["type"], "null"]}
+            elif "$ref" in schema:
+                schema = {"anyOf": [schema, {"type": "null"}]}
+        elif not optional or (cls, name) in _SENT_AS_NULL:
+            required.append(json_name)
+        properties[json_name] = schema
+    result: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        result["required"] = required
+    result["additionalProperties"] = {} if "extra" in fields else False
+    doc = (cls.__doc__ or "").strip().split("\n")[0].replace("``", "`")
+    if doc:
+        result["description"] = doc
+    return result
+
+
+def json_schemas(ref: str = "#/components/schemas/") -> dict[str, dict[str, Any]]:
+    """JSON Schemas of the REST models, derived from their fields and JSON names.
+
+    The request schemas (``CreateSessionRequest``, ``UpdateSessionRequest``, ``EventInput``,
+    ``EventActionsInput``) describe what the decoders accept; the response schemas
+    (``Session``, ``ListSessionsResponse``, ``Event``, ``EventActions``) what the encoders
+    send. camelCase names are described; the decoders also accept the snake_case spelling.
+
+    Args:
+        ref: The prefix of ``$ref`` values, where the returned schemas will live.
+
+    Returns:
+        Schema name to JSON Schema (2020-12 dialect, as OpenAPI 3.1 uses).
+    """
+    pending: list[tuple[type, Direction]] = [(cls, "request") for cls in _REQUEST_ROOTS]
+    pending += [(cls, "response") for cls in _RESPONSE_ROOTS]
+    result: dict[str, dict[str, Any]] = {}
+    while pending:
+        cls, direction = pending.pop(0)
+        name = _schema_name(cls, direction)
+        if name not in result:
+            result[name] = _model_schema(cls, direction, ref, pending)
+    return result

@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 
-from . import _pg, _report
+from . import _floor, _pg, _report
 from ._contenders import adk_wrapper_available, build_contenders
 from ._events import spec_size
 from ._runner import DEFAULT, QUICK, Progress, Sizes, run_backend, steps_per_backend
@@ -53,11 +53,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--contenders",
-        help="comma list of ours, ours-adk, adk-db, adk-sqlite, floor (default: all available)",
+        help="comma list of ours, ours-adk, ours-adk-cache, adk-db, adk-sqlite, floor "
+        "(default: all available)",
     )
     p.add_argument("--rounds", type=int, help="repetitions per workload (median reported)")
     p.add_argument("--pool-size", type=int, default=10, help="PostgreSQL connections per contender")
     p.add_argument("--no-growth", action="store_true", help="skip the 100 vs 100,000 events part")
+    p.add_argument(
+        "--sqlite-synchronous",
+        choices=("NORMAL", "FULL"),
+        default="NORMAL",
+        help="SQLite synchronous level for every contender (default NORMAL; FULL is the "
+        "default of both adk_sessions and google-adk)",
+    )
+    p.add_argument(
+        "--no-turns",
+        action="store_true",
+        help="skip the google-adk Runner-turn workload and the event-cache memory measurement",
+    )
     p.add_argument(
         "--output",
         default=None,
@@ -69,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
     sizes = QUICK if args.quick else DEFAULT
+    _floor.SQLITE_SYNCHRONOUS[0] = args.sqlite_synchronous
     if args.rounds:
         sizes = Sizes(**{**_asdict(sizes), "rounds": args.rounds})
     backends = [b.strip() for b in (args.backends or _default_backends(args)).split(",")]
@@ -99,7 +113,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     for b in backends:
         classes = build_contenders(b, only)
         n_growth = 0 if args.no_growth else sum(1 for c in classes if c.growth)
-        total += steps_per_backend(sizes, len(classes), n_growth)
+        total += steps_per_backend(sizes, len(classes), n_growth, not args.no_turns)
     progress = Progress(total)
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -130,7 +144,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             else:
                 run["meta"]["durability"]["sqlite"] = {
                     "sqlite": sqlite3.sqlite_version,
-                    "pragmas": "journal_mode=WAL, synchronous=NORMAL, foreign_keys=ON (all)",
+                    "pragmas": f"journal_mode=WAL, synchronous={args.sqlite_synchronous}, "
+                    "foreign_keys=ON (all)",
                 }
             run["backends"][backend] = await run_backend(
                 backend,
@@ -140,6 +155,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 only=only,
                 progress=progress,
                 growth=not args.no_growth,
+                turns=not args.no_turns,
             )
     progress.finish()
     run["meta"]["seconds"] = round(time.perf_counter() - started, 1)

@@ -20,9 +20,11 @@ import asyncpg
 
 from . import _floor
 
-__all__ = ("Contender", "adk_wrapper_available", "build_contenders")
+__all__ = ("EVENT_CACHE", "Contender", "adk_wrapper_available", "build_contenders")
 
 APP = "bench-app"
+EVENT_CACHE = 100_000
+"""Events the ``ours-adk-cache`` contender may hold (more than any workload reads)."""
 
 
 class Contender(abc.ABC):
@@ -34,12 +36,15 @@ class Contender(abc.ABC):
         backend: ``"sqlite"``, ``"postgres"`` or ``"citus"`` (PostgreSQL distributed by Citus).
         growth: Whether the growth workloads (100 vs 100,000 events) run on it.
         scopes: Whether the appends with and without ``app:``/``user:`` keys run on it.
+        adk_api: Whether it is a google-adk ``BaseSessionService`` (its ``service``), which
+            the Runner-turn workload drives.
     """
 
     key: str = ""
     title: str = ""
     growth: bool = False
     scopes: bool = False
+    adk_api: bool = False
 
     def __init__(self, backend: str, location: str, pool_size: int) -> None:
         """Remember where the contender's fresh database is.
@@ -126,8 +131,9 @@ class OursCore(Contender):
     def _options(self) -> dict[str, Any]:
         if self.backend != "sqlite":
             return {"min_size": 1, "max_size": self.pool_size}
-        # The library defaults to synchronous=FULL; the benchmark runs everyone at NORMAL (WAL).
-        return {"synchronous": "NORMAL"}
+        # The library defaults to synchronous=FULL; the benchmark runs everyone at the same level
+        # (NORMAL unless --sqlite-synchronous says otherwise).
+        return {"synchronous": _floor.SQLITE_SYNCHRONOUS[0]}
 
     async def close(self) -> None:
         """Close the service."""
@@ -203,6 +209,7 @@ class _AdkApi(Contender):
     """Drives any google-adk ``BaseSessionService``."""
 
     service: Any
+    adk_api = True
 
     def make_event(self, spec: dict[str, Any]) -> Any:
         """Build a google-adk ``Event``."""
@@ -241,10 +248,11 @@ class _AdkApi(Contender):
 
 
 class OursAdk(_AdkApi):
-    """``adk_sessions.adk.AdkSessionService`` on a core service."""
+    """``adk_sessions.adk.AdkSessionService`` on a core service (event cache off)."""
 
     key = "ours-adk"
     title = "adk_sessions AdkSessionService"
+    event_cache = 0
 
     async def open(self) -> None:
         """Connect a core service and wrap it."""
@@ -252,8 +260,10 @@ class OursAdk(_AdkApi):
 
         self._core = OursCore(self.backend, self.location, self.pool_size)
         await self._core.open()
-        self.service = AdkSessionService(self._core.service)
-        self.settings = self._core.settings
+        self.service = AdkSessionService(self._core.service, event_cache=self.event_cache)
+        self.settings = dict(self._core.settings)
+        if self.event_cache:
+            self.settings["event_cache"] = f"{self.event_cache:,}"
 
     async def close(self) -> None:
         """Close the wrapper and the core service."""
@@ -262,9 +272,17 @@ class OursAdk(_AdkApi):
         await self._core.close()
 
 
+class OursAdkCache(OursAdk):
+    """``AdkSessionService(..., event_cache=N)``: validated events kept between reads."""
+
+    key = "ours-adk-cache"
+    title = "adk_sessions AdkSessionService, event cache on"
+    event_cache = EVENT_CACHE
+
+
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    for pragma in _floor.SQLITE_PRAGMAS:
+    for pragma in _floor.sqlite_pragmas():
         cursor.execute(pragma)
     cursor.close()
 
@@ -301,13 +319,14 @@ class AdkSqlite(_AdkApi):
     title = "google-adk SqliteSessionService"
 
     async def open(self) -> None:
-        """Put the file in WAL mode and set ``synchronous=NORMAL`` on each of its connections.
+        """Put the file in WAL mode and set ``synchronous`` on each of its connections.
 
         WAL is a property of the file; ``synchronous`` is per connection, and the service opens
         one per call, so a subclass issues the pragma on each (one extra statement per call).
         """
         from google.adk.sessions.sqlite_session_service import SqliteSessionService
 
+        level = _floor.SQLITE_SYNCHRONOUS[0]
         with contextlib.closing(sqlite3.connect(self.location)) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
 
@@ -315,11 +334,11 @@ class AdkSqlite(_AdkApi):
             @contextlib.asynccontextmanager
             async def _get_db_connection(self) -> AsyncIterator[aiosqlite.Connection]:
                 async with super()._get_db_connection() as db:
-                    await db.execute("PRAGMA synchronous=NORMAL")
+                    await db.execute(f"PRAGMA synchronous={level}")
                     yield db
 
         self.service = _Service(self.location)
-        self.settings = {"pragmas": "WAL (file), synchronous=NORMAL per connection"}
+        self.settings = {"pragmas": f"WAL (file), synchronous={level} per connection"}
 
 
 class Floor(Contender):
@@ -334,7 +353,7 @@ class Floor(Contender):
         """Create the schema and connect."""
         if self.backend == "sqlite":
             self.impl: Any = _floor.SqliteFloor(self.location)
-            self.settings = {"pragmas": ", ".join(_floor.SQLITE_PRAGMAS)}
+            self.settings = {"pragmas": ", ".join(_floor.sqlite_pragmas())}
         else:
             self.impl = _floor.PostgresFloor(self.location, self.pool_size)
             self.settings = {"pool": f"asyncpg max_size={self.pool_size}"}
@@ -406,7 +425,7 @@ def build_contenders(backend: str, only: set[str] | None) -> list[type[Contender
         return [c for c in (OursCore,) if only is None or c.key in only]
     classes: list[type[Contender]] = [OursCore]
     if adk_wrapper_available():
-        classes.append(OursAdk)
+        classes += [OursAdk, OursAdkCache]
     classes.append(AdkDatabase)
     if backend == "sqlite":
         classes.append(AdkSqlite)

@@ -24,7 +24,14 @@ import anyio
 import asyncpg
 import attrs
 
-__all__ = ("FloorSession", "PostgresFloor", "SqliteFloor", "split_delta")
+__all__ = (
+    "SQLITE_SYNCHRONOUS",
+    "FloorSession",
+    "PostgresFloor",
+    "SqliteFloor",
+    "split_delta",
+    "sqlite_pragmas",
+)
 
 _SQL_ROOT = pathlib.Path(__file__).resolve().parent.parent / "sql"
 
@@ -286,7 +293,22 @@ async def bulk_load_postgres(pool: asyncpg.Pool, s: Any, records: list[tuple[Any
 
 # --- SQLite ----------------------------------------------------------------------------------
 
-SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON")
+SQLITE_SYNCHRONOUS = ["NORMAL"]
+"""The ``synchronous`` level every SQLite contender runs at (``--sqlite-synchronous``)."""
+
+
+def sqlite_pragmas() -> tuple[str, ...]:
+    """Return the pragmas every SQLite contender's connections get.
+
+    Returns:
+        WAL, the chosen ``synchronous`` level, foreign keys on.
+    """
+    return (
+        "PRAGMA journal_mode=WAL",
+        f"PRAGMA synchronous={SQLITE_SYNCHRONOUS[0]}",
+        "PRAGMA foreign_keys=ON",
+    )
+
 
 _SL_CREATE = """
 INSERT INTO adk_sessions (app_name, user_id, id, state, create_time, update_time, revision)
@@ -347,7 +369,7 @@ class SqliteFloor:
     async def open(self) -> None:
         """Open the file with the benchmark's pragmas and create the schema."""
         self._conn = await aiosqlite.connect(self._path, isolation_level=None)
-        for pragma in SQLITE_PRAGMAS:
+        for pragma in sqlite_pragmas():
             await self._conn.execute(pragma)
         for script in migration_scripts("sqlite"):
             await self._conn.executescript(script)

@@ -10,15 +10,15 @@ from ._runner import WORKLOADS, Sizes, describe
 
 __all__ = ("chart", "render", "targets", "write_json")
 
-ORDER = ("ours", "ours-adk", "adk-db", "adk-sqlite", "floor")
-# (numerator, denominator) columns of the ratio table.
-RATIOS = (
-    ("ours", "adk-db"),
-    ("ours-adk", "adk-db"),
-    ("ours", "adk-sqlite"),
-    ("ours-adk", "adk-sqlite"),
-    ("ours", "floor"),
-)
+ORDER = ("ours", "ours-adk", "ours-adk-cache", "adk-db", "adk-sqlite", "floor")
+# This library's contenders (rows of the ratio table) and the yardsticks (its columns).
+OURS = {
+    "ours": "core API",
+    "ours-adk": "AdkSessionService",
+    "ours-adk-cache": "AdkSessionService, event cache on",
+}
+YARDSTICKS = ("adk-db", "adk-sqlite", "floor")
+TURN_ORDER = ("null", "ours-adk", "ours-adk-cache", "adk-db", "adk-sqlite")
 
 
 def _ops(backend: dict[str, Any], workload: str, key: str) -> float | None:
@@ -90,17 +90,12 @@ def render(run: dict[str, Any]) -> str:
             settings = "; ".join(f"{a}={b}" for a, b in info["settings"].items())
             lines.append(f"  {k:<10} {info['title']}  [{settings}]")
         lines.append("")
-        ratios = [(a, b) for a, b in RATIOS if a in keys and b in keys]
-        header = ["ops/s", *keys, *[f"{a}/{b}" for a, b in ratios]]
-        rows = [header]
+        rows = [["ops/s", *keys]]
         for w in WORKLOADS:
-            row = [describe(w, sizes)]
-            row += [_fmt_ops(_ops(data, w, k)) for k in keys]
-            for a, b in ratios:
-                r = _ratio(data, w, a, b)
-                row.append("-" if r is None else f"{r:.2f}x")
-            rows.append(row)
+            rows.append([describe(w, sizes), *[_fmt_ops(_ops(data, w, k)) for k in keys]])
         lines.append(_table(rows))
+        lines.append("")
+        lines.append(_ratio_table(data, keys, sizes))
         lines.append("")
         rows = [["latency ms p50 / p99", *keys]]
         for w in ("append_seq", "append_conc", "get_full", "get_recent"):
@@ -156,6 +151,8 @@ def render(run: dict[str, Any]) -> str:
         if scope_rows:
             lines.append("")
             lines.append(_table([["scope keys", "user: key", "app: key"], *scope_rows]))
+        lines.extend(_turn_lines(data.get("turns") or {}))
+        lines.extend(_memory_lines(data.get("cache_memory") or {}))
         errors = [
             f"  {k} {w}: {s['error']}"
             for w, per in data["results"].items()
@@ -197,6 +194,114 @@ def render(run: dict[str, Any]) -> str:
         rows.append([t["name"], m, f"{t['op']} {t['threshold']}x", t["status"]])
     lines.append(_table(rows))
     return "\n".join(lines)
+
+
+def _ratio_table(data: dict[str, Any], keys: list[str], sizes: Sizes) -> str:
+    """This library's contenders, one row each per workload, against every yardstick."""
+    ours = [k for k in OURS if k in keys]
+    dens = [k for k in YARDSTICKS if k in keys]
+    rows = [["ratio (higher is better)", "", *[f"vs {d}" for d in dens]]]
+    for w in WORKLOADS:
+        for n, k in enumerate(ours):
+            row = [describe(w, sizes) if n == 0 else "", OURS[k]]
+            for d in dens:
+                r = _ratio(data, w, k, d)
+                row.append("-" if r is None else f"{r:.2f}x")
+            rows.append(row)
+    return _table(rows)
+
+
+def turn_share(
+    turns: dict[str, Any], size: str, key: str, metric: str = "share_ms"
+) -> float | None:
+    """Return a store's share of a Runner turn in ms at a history size (None if not run).
+
+    Args:
+        turns: The ``turns`` part of a backend's results.
+        size: The history size, as a string key.
+        key: The store.
+        metric: ``share_ms`` (its turn time minus the null store's) or ``store_ms`` (the time
+            spent inside its own calls).
+
+    Returns:
+        The median.
+    """
+    value = (turns.get(size) or {}).get(key, {}).get(metric)
+    return None if value is None else float(value)
+
+
+def _turn_lines(turns: dict[str, Any]) -> list[str]:
+    if not turns:
+        return []
+    if "error" in turns:
+        return ["", f"  runner turn: ERROR {turns['error']}"]
+    sizes = list(turns)
+    present = [k for k in TURN_ORDER if any(k in turns[s] for s in sizes)]
+    out = ["", "google-adk Runner turn (1 get_session + 4 append_event), median ms per turn"]
+    rows = [["history (events)", "ms", *present]]
+    for s in sizes:
+        per = turns[s]
+        first = next(iter(per.values()))
+        label = f"{int(s):,} (to {first['events'][1]:,})"
+        for n, (metric, name) in enumerate(
+            (("turn_ms", "turn"), ("share_ms", "store's share"), ("store_ms", "inside the store"))
+        ):
+            row = [label if n == 0 else "", name]
+            for k in present:
+                v = per.get(k, {}).get(metric)
+                row.append("-" if v is None else f"{v:.2f}")
+            rows.append(row)
+        row = ["", "one get / append"]
+        for k in present:
+            calls = per.get(k, {}).get("call_ms") or {}
+            get, append = calls.get("get_session"), calls.get("append_event")
+            row.append("-" if get is None or append is None else f"{get:.2f} / {append:.2f}")
+        rows.append(row)
+    out.append(_table(rows))
+    low, high = sizes[0], sizes[-1]
+    ours = [k for k in ("ours-adk", "ours-adk-cache") if k in present]
+    for theirs in ("adk-db", "adk-sqlite"):
+        for k in ours:
+            a, b = turn_share(turns, high, theirs), turn_share(turns, high, k)
+            if a is not None and b:
+                out.append(
+                    f"  store's share at {int(high):,} events: {theirs} / {k} = {a / b:.2f}x"
+                )
+    for k in present:
+        a, b = turn_share(turns, high, k), turn_share(turns, low, k)
+        if a is not None and b:
+            out.append(
+                f"  {k}: share at {int(high):,} / share at {int(low):,} events = {a / b:.2f}x"
+            )
+    return out
+
+
+def _memory_lines(memory: dict[str, Any]) -> list[str]:
+    if not memory:
+        return []
+    if "error" in memory:
+        return ["", f"  event cache memory: ERROR {memory['error']}"]
+    out = [
+        "",
+        f"event cache memory: event_cache={memory['capacity']:,}, sessions of "
+        f"{memory['per_session']} events each, tracemalloc of what stays allocated",
+    ]
+    rows = [["sessions read", "events held", "KiB held"]]
+    for point in memory["points"]:
+        rows.append(
+            [f"{point['sessions']:,}", f"{point['events_held']:,}", f"{point['bytes'] / 1024:,.1f}"]
+        )
+    out.append(_table(rows))
+    return out
+
+
+def _memory_ratio(memory: dict[str, Any]) -> float | None:
+    """Held bytes after the most reads over held bytes once the cache first filled up."""
+    points = [p for p in (memory or {}).get("points", []) if p["events_held"]]
+    full = [p for p in points if p["sessions"] * memory["per_session"] >= memory["capacity"]]
+    if len(full) < 2 or not full[0]["bytes"]:
+        return None
+    return float(full[-1]["bytes"] / full[0]["bytes"])
 
 
 def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
@@ -295,6 +400,67 @@ def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
         add(f"{name} append at {label} events (time)", g and g["append_ratio"], 1.2, "<=")
         add(f"{name} last-20 read at {label} events (time)", g and g["read_ratio"], 1.2, "<=")
         add(f"{name} last-20 read at {label} (tracemalloc peak)", g and g["alloc_ratio"], 1.2, "<=")
+    # Issue 9: what google-adk users get, through AdkSessionService.
+    for name, data in (("postgres", pg), ("sqlite", sl)):
+        if not data:
+            continue
+        yardsticks = ["adk-db"] + (["adk-sqlite"] if name == "sqlite" else [])
+        for den in yardsticks:
+            add(
+                f"{name} adk get all, cache off: ours-adk / {den}",
+                _ratio(data, "get_full", "ours-adk", den),
+                1.5,
+            )
+        add(
+            f"{name} adk get all, cache on: ours-adk-cache / adk-db",
+            _ratio(data, "get_full", "ours-adk-cache", "adk-db"),
+            20,
+        )
+        for den in yardsticks:
+            add(
+                f"{name} adk get last 20: ours-adk / {den}",
+                _ratio(data, "get_recent", "ours-adk", den),
+                6,
+            )
+        add(f"{name} adk list: ours-adk / adk-db", _ratio(data, "list", "ours-adk", "adk-db"), 15)
+        if name == "sqlite":
+            add(
+                "sqlite adk list: ours-adk / adk-sqlite",
+                _ratio(data, "list", "ours-adk", "adk-sqlite"),
+                5,
+            )
+        if name == "postgres":
+            add(
+                "postgres adk create_session: ours-adk / floor",
+                _ratio(data, "create", "ours-adk", "floor"),
+                0.8,
+            )
+        turns = data.get("turns") or {}
+        sizes = [s for s in turns if s != "error"]
+        if sizes:
+            low, high = sizes[0], sizes[-1]
+            for metric, label in (("share_ms", "store's share"), ("store_ms", "inside the store")):
+                theirs = turn_share(turns, high, "adk-db", metric)
+                ours = turn_share(turns, high, "ours-adk-cache", metric)
+                add(
+                    f"{name} Runner turn at {int(high):,} events, {label}: adk-db / ours-adk-cache",
+                    None if theirs is None or not ours else theirs / ours,
+                    10,
+                )
+                low_value = turn_share(turns, low, "ours-adk-cache", metric)
+                add(
+                    f"{name} Runner turn, ours-adk-cache {label} at {int(high):,} / "
+                    f"{int(low):,} events",
+                    None if ours is None or not low_value else ours / low_value,
+                    1.5,
+                    "<=",
+                )
+        add(
+            f"{name} event cache memory after most reads / once full (tracemalloc)",
+            _memory_ratio(data.get("cache_memory") or {}),
+            1.2,
+            "<=",
+        )
     return out
 
 
@@ -332,6 +498,7 @@ def chart(run: dict[str, Any], path: pathlib.Path) -> bool:
     colors = {
         "ours": "#1f77b4",
         "ours-adk": "#6baed6",
+        "ours-adk-cache": "#9ecae1",
         "adk-db": "#d62728",
         "adk-sqlite": "#ff9896",
         "floor": "#7f7f7f",

@@ -11,13 +11,13 @@ import time
 import tracemalloc
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import attrs
 
 from . import _pg
-from ._contenders import Contender, build_contenders
+from ._contenders import Contender, OursAdkCache, adk_wrapper_available, build_contenders
 from ._events import event_spec
 
 __all__ = ("DEFAULT", "QUICK", "STEPS", "WORKLOADS", "Progress", "Sizes", "run_backend")
@@ -67,6 +67,11 @@ class Sizes:
         big: History of the big growth session.
         growth_ops: Appends and reads per round and size in the growth workloads.
         warmup: Appends before measuring (connections, statement caches).
+        turn_sizes: History sizes of the Runner-turn workload.
+        turns: Measured Runner turns per store and size.
+        cache_capacity: ``event_cache`` of the cache-memory measurement.
+        cache_per_session: Events per session in the cache-memory measurement.
+        cache_reads: Sessions read, one measurement each, in the cache-memory measurement.
     """
 
     rounds: int
@@ -81,6 +86,11 @@ class Sizes:
     big: int
     growth_ops: int
     warmup: int
+    turn_sizes: tuple[int, ...] = (10, 100, 1000)
+    turns: int
+    cache_capacity: int
+    cache_per_session: int = 10
+    cache_reads: tuple[int, ...] = (10, 40, 160)
 
 
 DEFAULT = Sizes(
@@ -94,6 +104,8 @@ DEFAULT = Sizes(
     big=100_000,
     growth_ops=100,
     warmup=20,
+    turns=15,
+    cache_capacity=200,
 )
 QUICK = Sizes(
     rounds=3,
@@ -106,6 +118,10 @@ QUICK = Sizes(
     big=10_000,
     growth_ops=30,
     warmup=5,
+    turn_sizes=(10, 100, 300),
+    turns=5,
+    cache_capacity=100,
+    cache_per_session=5,
 )
 
 
@@ -147,18 +163,22 @@ class Progress:
         sys.stderr.flush()
 
 
-def steps_per_backend(sizes: Sizes, n_contenders: int, n_growth: int) -> int:
+def steps_per_backend(sizes: Sizes, n_contenders: int, n_growth: int, turns: bool) -> int:
     """Return how many progress steps one backend takes.
 
     Args:
         sizes: The sizes.
         n_contenders: Contenders on the backend.
         n_growth: Contenders that run the growth workloads.
+        turns: Whether the Runner-turn workload and the cache-memory measurement run.
 
     Returns:
         The count.
     """
-    return n_contenders * (2 + len(STEPS) * sizes.rounds) + n_growth * (2 + sizes.rounds)
+    steps = n_contenders * (2 + len(STEPS) * sizes.rounds) + n_growth * (2 + sizes.rounds)
+    if turns:
+        steps += len(sizes.turn_sizes) * (1 + sizes.turns) + 1
+    return steps
 
 
 def _summary(rounds: list[float], latencies: list[float], ops: int) -> dict[str, Any]:
@@ -414,6 +434,7 @@ async def run_backend(
     only: set[str] | None,
     progress: Progress,
     growth: bool,
+    turns: bool = True,
 ) -> dict[str, Any]:
     """Run every workload on every contender of one backend.
 
@@ -425,9 +446,12 @@ async def run_backend(
         only: Contender keys to run, or ``None`` for all.
         progress: The progress indicator.
         growth: Whether to run the growth workloads.
+        turns: Whether to run the Runner-turn workload and the cache-memory measurement
+            (google-adk contenders only).
 
     Returns:
-        ``{"results": {workload: {contender: stats}}, "growth": {...}, "contenders": {...}}``.
+        ``{"results": {workload: {contender: stats}}, "growth": {...}, "turns": {...},
+        "cache_memory": {...}, "contenders": {...}}``.
     """
     classes = build_contenders(backend, only)
     lanes: list[_Lane] = []
@@ -490,12 +514,72 @@ async def run_backend(
                 growth_out = {ln.contender.key: _growth_summary(ln.growth, sizes) for ln in glanes}
             except Exception as exc:
                 growth_out = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+        turns_out: dict[str, Any] = {}
+        memory_out: dict[str, Any] = {}
+        if turns:
+            turns_out, memory_out = await _turns(lanes, sizes, progress, backend)
         contenders = {
             ln.contender.key: {"title": ln.contender.title, "settings": ln.contender.settings}
             for ln in lanes
         }
     gc.unfreeze()
-    return {"results": results, "growth": growth_out, "contenders": contenders}
+    return {
+        "results": results,
+        "growth": growth_out,
+        "turns": turns_out,
+        "cache_memory": memory_out,
+        "contenders": contenders,
+    }
+
+
+async def _turns(
+    lanes: list[_Lane], sizes: Sizes, progress: Progress, backend: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the Runner-turn workload and the cache-memory measurement on the google-adk stores."""
+    if not adk_wrapper_available():
+        return {}, {}
+    from . import _turn
+
+    stores = {
+        ln.contender.key: cast("Any", ln.contender).service
+        for ln in lanes
+        if ln.contender.adk_api and not ln.error.get("*")
+    }
+    if not stores:
+        return {}, {}
+    turns_out: dict[str, Any]
+    try:
+        turns_out = await _turn.run_turns(
+            stores,
+            tuple(sizes.turn_sizes),
+            sizes.turns,
+            lambda text: progress.step(f"{backend} · {text}"),
+        )
+    except Exception as exc:
+        turns_out = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    memory_out: dict[str, Any] = {}
+    cached = [ln.contender for ln in lanes if isinstance(ln.contender, OursAdkCache)]
+    if cached and not any(ln.error.get("*") for ln in lanes if ln.contender is cached[0]):
+        progress.step(f"{backend} · event cache memory")
+        contender = cached[0]
+        from adk_sessions.adk import AdkSessionService
+
+        core = contender.service.service
+
+        def factory(capacity: int) -> AdkSessionService:
+            return AdkSessionService(core, event_cache=capacity)
+
+        try:
+            memory_out = await _turn.cache_memory(
+                factory,
+                contender.service,
+                capacity=sizes.cache_capacity,
+                per_session=sizes.cache_per_session,
+                reads=tuple(sizes.cache_reads),
+            )
+        except Exception as exc:
+            memory_out = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    return turns_out, memory_out
 
 
 def describe(workload: str, sizes: Sizes) -> str:

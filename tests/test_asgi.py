@@ -5,15 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import re
 import secrets
 import signal
-import socket
-import subprocess
-import sys
-import threading
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -21,51 +15,23 @@ from urllib.parse import quote
 import anyio
 import httpx
 import pytest
-import uvicorn
 
 import adk_sessions
 from adk_sessions import SessionService
 from adk_sessions._serve import add_serve_parser, check_bind, serve_command
 from adk_sessions.asgi import MAX_ID_BYTES, REVISION_HEADER, create_app
 
+from ._http import JSON, running, server_process
+
 pytestmark = pytest.mark.anyio
 
 ServeFactory = Callable[..., contextlib.AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
-class _Server(uvicorn.Server):
-    """uvicorn in the test's event loop: reports readiness, leaves signal handlers alone."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = anyio.Event()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.ready.set()
-
-
 @contextlib.asynccontextmanager
 async def _running(service: SessionService, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(service, **options)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", ws="none"
-    )
-    server = _Server(config)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve)
-        with anyio.fail_after(10):
-            await server.ready.wait()
-        port = server.servers[0].sockets[0].getsockname()[1]
-        try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-                yield client
-        finally:
-            server.should_exit = True
+    async with running(service, **options) as (client, _):
+        yield client
 
 
 @pytest.fixture
@@ -168,7 +134,7 @@ async def test_create_takes_session_id_from_the_body(client: httpx.AsyncClient) 
 @pytest.mark.parametrize("content", [b"", b"null", b"{}", b"  \n"])
 async def test_create_with_empty_body(client: httpx.AsyncClient, content: bytes) -> None:
     """An empty body, null or {} creates an empty session."""
-    response = await client.post(_path(session="s"), content=content)
+    response = await client.post(_path(session="s"), content=content, headers=JSON)
     assert response.status_code == 200, response.text
     assert response.json()["state"] == {}
     assert response.json()["events"] == []
@@ -264,14 +230,14 @@ async def test_oversized_bodies_are_a_413(serve: ServeFactory) -> None:
                 yield b"y" * 100
             yield b'"}}'
 
-        streamed = await client.post(_path(session="big"), content=chunks())
+        streamed = await client.post(_path(session="big"), content=chunks(), headers=JSON)
         _error(streamed, 413, "payload_too_large")
         assert (await client.get(_path(session="big"))).status_code == 404
 
         exact = json.dumps({"state": {"p": ""}}).encode()
         exact = exact.replace(b'""', b'"' + b"z" * (1024 - len(exact)) + b'"')
         assert len(exact) == 1024
-        ok = await client.post(_path(session="fits"), content=exact)
+        ok = await client.post(_path(session="fits"), content=exact, headers=JSON)
         assert ok.status_code == 200, ok.text
 
 
@@ -450,7 +416,7 @@ async def test_patch_rejects_bad_bodies(
 ) -> None:
     """A PATCH body other than {"stateDelta": {...}} answers 400 and changes nothing."""
     await _create(client, "s")
-    response = await client.patch(_path(session="s"), content=content)
+    response = await client.patch(_path(session="s"), content=content, headers=JSON)
     assert message in _error(response, 400, "invalid_argument")
     assert (await client.get(_path(session="s"))).headers[REVISION_HEADER] == "0"
 
@@ -560,7 +526,7 @@ async def test_long_ids_are_a_400(client: httpx.AsyncClient) -> None:
     too_long = longest + "é"
     assert (await _create(client, longest, app=longest, user=longest))["id"] == longest
     for path in (_path(session=too_long), _path(app=too_long), _path(user=too_long)):
-        assert "longer than" in _error(await client.post(path), 400, "invalid_argument")
+        assert f"at most {MAX_ID_BYTES}" in _error(await client.post(path), 400, "invalid_argument")
     body_id = await client.post(_path(), json={"sessionId": too_long})
     assert "sessionId" in _error(body_id, 400, "invalid_argument")
     event_id = await client.post(_path(), json={"events": [_event(too_long, 1.0)]})
@@ -574,7 +540,7 @@ async def test_long_ids_are_a_400(client: httpx.AsyncClient) -> None:
         ("/apps//users/u1/sessions", "app_name"),
         ("/apps/app/users//sessions", "user_id"),
         ("/apps/app/users/u1/sessions/%FF", "UTF-8"),
-        ("/apps/app/users/u1/sessions/a%00b", "NUL"),
+        ("/apps/app/users/u1/sessions/a%00b", "control character"),
     ],
 )
 async def test_bad_path_segments_are_a_400(
@@ -727,59 +693,6 @@ def test_serve_refuses_an_open_address_without_token(
     assert list(tmp_path.iterdir()) == []
 
 
-_SERVE_SCRIPT = """
-import argparse, sys
-from adk_sessions._serve import add_serve_parser, serve_command
-parser = argparse.ArgumentParser()
-add_serve_parser(parser.add_subparsers(dest="command", required=True))
-sys.exit(serve_command(parser.parse_args(sys.argv[1:])))
-"""
-
-
-@contextlib.contextmanager
-def _server_process(
-    argv: list[str], cwd: Path
-) -> Iterator[tuple[subprocess.Popen[str], str, list[str]]]:
-    """Run ``adk-sessions serve`` in a subprocess; yield it, its base URL and its log lines."""
-    env = dict(os.environ)
-    package_root = str(Path(adk_sessions.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-    env.pop("ADK_SESSIONS_TOKEN", None)
-    lines: list[str] = []
-    base: list[str] = []
-    found = threading.Event()
-    with subprocess.Popen(
-        [sys.executable, "-c", _SERVE_SCRIPT, "serve", *argv],
-        cwd=cwd,
-        env=env,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    ) as process:
-
-        def read() -> None:
-            assert process.stderr is not None
-            for line in process.stderr:
-                lines.append(line)
-                match = re.search(r"running on (http://127\.0\.0\.1:\d+)", line)
-                if match:
-                    base.append(match.group(1))
-                    found.set()
-            found.set()
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        try:
-            if not found.wait(60) or not base:
-                pytest.fail("server did not start:\n" + "".join(lines))
-            yield process, base[0], lines
-        finally:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-            reader.join(10)
-
-
 async def _session_exists(url: str, session_id: str) -> bool:
     async with adk_sessions.connect(url) as service:
         found = await service.get_session(app_name="app", user_id="u1", session_id=session_id)
@@ -789,7 +702,7 @@ async def _session_exists(url: str, session_id: str) -> bool:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_serve_default_url_and_clean_shutdown(tmp_path: Path, signum: signal.Signals) -> None:
     """serve without a URL uses ./adk_sessions.db and exits 0 on SIGINT/SIGTERM, data kept."""
-    with _server_process(["--port", "0", "--token", "t"], tmp_path) as (process, base, lines):
+    with server_process(["--port", "0", "--token", "t"], tmp_path) as (process, base, lines):
         with httpx.Client(base_url=base, headers={"Authorization": "Bearer t"}) as http:
             response = http.post(_path(session="kept"), json={"state": {"durable": True}})
             assert response.status_code == 200
@@ -802,7 +715,7 @@ def test_serve_default_url_and_clean_shutdown(tmp_path: Path, signum: signal.Sig
 
 def test_serve_a_database_url(db_url: str, tmp_path: Path) -> None:
     """serve URL serves that database on either backend and stops cleanly on SIGTERM."""
-    with _server_process([db_url, "--port", "0"], tmp_path) as (process, base, lines):
+    with server_process([db_url, "--port", "0"], tmp_path) as (process, base, lines):
         with httpx.Client(base_url=base) as http:
             response = http.post(_path(session="s"), json={"state": {"durable": True}})
             assert response.status_code == 200

@@ -131,6 +131,25 @@ async def test_recent_events_after_a_time(history_url: str) -> None:
     assert [e.id for e in session.events] == [f"e{i:05d}" for i in range(BIG - 2, BIG + 1)]
 
 
+async def test_events_after_a_revision_are_the_newer_ones_in_order(history_url: str) -> None:
+    """The internal read of the events after revision r gives seq r+1.. as stored, in 2 trips."""
+    async with adk_sessions.connect(history_url) as service:
+        before = service.round_trips
+        stored = await service._get_stored_session(
+            app_name=APP, user_id=USER, session_id="big", after_revision=BIG - 3
+        )
+        assert service.round_trips - before == 2
+        unchanged = await service._get_stored_session(
+            app_name=APP, user_id=USER, session_id="big", after_revision=BIG
+        )
+    assert stored is not None and unchanged is not None
+    assert stored.revision == BIG
+    assert [json.loads(text)["id"] for text in stored.events] == [
+        f"e{i:05d}" for i in range(BIG - 2, BIG + 1)
+    ]
+    assert unchanged.events == []
+
+
 # --- PostgreSQL: EXPLAIN ANALYZE row counts -----------------------------------------------------
 
 
@@ -204,6 +223,7 @@ async def test_postgres_get_events_reads_o_n_rows(
         "app_name": APP,
         "user_id": USER,
         "session_id": "big",
+        "min_seq": 1,
         "max_seq": BIG,
         "after": after,
         "limit": limit,
@@ -217,6 +237,31 @@ async def test_postgres_get_events_reads_o_n_rows(
     scans = [n for n in nodes if n.get("Relation Name") == "adk_events"]
     assert [n["Node Type"] for n in scans] in (["Index Scan"], ["Index Only Scan"])
     assert scans[0]["Index Name"] == "adk_events_pkey"
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom_plan", "generic_plan"])
+@pytest.mark.parametrize("newer", [1, 5, 20])
+async def test_postgres_events_after_a_revision_read_o_new_rows(
+    pg_history_url: str, newer: int, generic: bool
+) -> None:
+    """PostgreSQL's get_events for the events after revision r reads O(revision - r) rows."""
+    query = load_queries("postgres", positional=True).get_events
+    params = {
+        "app_name": APP,
+        "user_id": USER,
+        "session_id": "big",
+        "min_seq": BIG - newer + 1,
+        "max_seq": BIG,
+        "after": None,
+        "limit": None,
+    }
+    plan = await _explain(pg_history_url, query, params, generic=generic)
+    nodes = list(_nodes(plan))
+    assert plan["Actual Rows"] == newer
+    read = [(n["Node Type"], _rows_read(n)) for n in nodes]
+    assert all(rows <= newer + SLACK for _, rows in read), read
+    scans = [n for n in nodes if n.get("Relation Name") == "adk_events"]
+    assert [n["Index Name"] for n in scans] == ["adk_events_pkey"]
 
 
 @pytest.mark.parametrize("generic", [False, True], ids=["custom_plan", "generic_plan"])
@@ -271,6 +316,7 @@ def _get_events_params(session_id: str, revision: int, limit: int | None) -> dic
         "app_name": APP,
         "user_id": USER,
         "session_id": session_id,
+        "min_seq": 1,
         "max_seq": revision,
         "after": None,
         "limit": limit,
@@ -295,6 +341,17 @@ def test_sqlite_get_events_steps_grow_with_n(sqlite_conn: sqlite3.Connection) ->
     assert rows == BIG
     assert twenty < forty < 3 * twenty, (twenty, forty)
     assert everything > 100 * twenty, (twenty, everything)
+
+
+def test_sqlite_events_after_a_revision_cost_o_new_rows(sqlite_conn: sqlite3.Connection) -> None:
+    """SQLite's get_events after revision r of 10,000 costs about what the last-N read does."""
+    query = load_queries("sqlite", positional=False).get_events
+    newer = _get_events_params("big", BIG, None)
+    newer["min_seq"] = BIG - 19
+    rows, after_revision = _steps(sqlite_conn, query, newer)
+    _, last_twenty = _steps(sqlite_conn, query, _get_events_params("big", BIG, 20))
+    assert rows == 20
+    assert after_revision < 2 * last_twenty, (after_revision, last_twenty)
 
 
 def _plan(conn: sqlite3.Connection, query: Query, params: dict[str, Any]) -> list[str]:

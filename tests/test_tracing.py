@@ -90,6 +90,7 @@ async def _every_operation(service: SessionService) -> list[str]:
     await service.delete_session(app_name="app", user_id="alice", session_id="s1")
     await service.schema_version()
     await service.migrate()
+    await service.ping()
     await service.status()
     return [
         "create_session",
@@ -104,6 +105,7 @@ async def _every_operation(service: SessionService) -> list[str]:
         "delete_session",
         "schema_version",
         "migrate",
+        "ping",
         "status",
     ]
 
@@ -125,7 +127,7 @@ async def test_spans_name_the_operation_database_and_app_but_no_ids(
     (child,) = [s for s in got if s.parent is not None]
     assert child.name == "adk_sessions.schema_version"
     assert child.parent is not None and child.parent.span_id == top[-1].context.span_id
-    without_app = {"list_apps", "schema_version", "migrate", "status"}
+    without_app = {"list_apps", "schema_version", "migrate", "ping", "status"}
     for span in got:
         attributes = dict(span.attributes or {})
         assert span.kind is SpanKind.CLIENT

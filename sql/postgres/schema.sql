@@ -71,3 +71,7 @@ JOIN pg_class c ON c.oid = p.logicalrelid
 WHERE p.logicalrelid IN (to_regclass('adk_app_states'), to_regclass('adk_user_states'),
                          to_regclass('adk_sessions'), to_regclass('adk_events'))
 ORDER BY c.relname
+
+-- name: ping$
+-- Readiness probe: a trivial read that needs a working connection and the schema.
+SELECT count(*) FROM adk_schema_migrations

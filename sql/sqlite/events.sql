@@ -32,11 +32,12 @@ SELECT id, event FROM adk_events
 WHERE app_name = :app_name AND user_id = :user_id AND session_id = :session_id AND seq = :seq
 
 -- name: get_events
--- Events up to a revision, newest first: the last :limit (NULL: all), optionally only those
--- with timestamp >= :after. Walks the primary key backwards, so it reads O(limit) rows.
+-- Events with :min_seq <= seq <= :max_seq, newest first, as the JSON text stored: the last
+-- :limit (NULL: all), optionally only those with timestamp >= :after. Walks the primary key
+-- backwards, so it reads O(limit) rows, or O(max_seq - min_seq) for the events after a revision.
 SELECT seq, event FROM adk_events
 WHERE app_name = :app_name AND user_id = :user_id AND session_id = :session_id
-  AND seq <= :max_seq
+  AND seq >= :min_seq AND seq <= :max_seq
   AND (:after IS NULL OR timestamp >= :after)
 ORDER BY seq DESC
 LIMIT coalesce(:limit, -1)

@@ -50,3 +50,7 @@ SELECT NULL
 SELECT NULL AS table_name, NULL AS kind, NULL AS distribution_column, NULL AS colocation_id,
        NULL AS shard_count
 WHERE 0
+
+-- name: ping$
+-- Readiness probe: a trivial read that needs a working connection and the schema.
+SELECT count(*) FROM adk_schema_migrations

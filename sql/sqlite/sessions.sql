@@ -24,8 +24,9 @@ ON CONFLICT (app_name, user_id) DO UPDATE
     SET state = adk_merge(state, excluded.state), update_time = excluded.update_time
 
 -- name: get_session^
--- One session with its app and user scopes, in one statement (one snapshot).
-SELECT s.state, s.update_time, s.revision,
+-- One session with its app and user scopes, in one statement (one snapshot). create_time
+-- tells a session from one deleted and created again under the same id.
+SELECT s.state, s.update_time, s.revision, s.create_time,
        (SELECT a.state FROM adk_app_states a WHERE a.app_name = s.app_name) AS app_state,
        (SELECT u.state FROM adk_user_states u
          WHERE u.app_name = s.app_name AND u.user_id = s.user_id) AS user_state
@@ -64,7 +65,7 @@ DELETE FROM adk_sessions WHERE app_name = :app_name AND user_id = :user_id AND i
 -- name: get_session_with_user^
 -- One session with its user scope (PostgreSQL runs it on a distributed Citus schema; SQLite
 -- always runs get_session).
-SELECT s.state, s.update_time, s.revision, u.state AS user_state
+SELECT s.state, s.update_time, s.revision, s.create_time, u.state AS user_state
 FROM adk_sessions s
 LEFT JOIN adk_user_states u ON u.app_name = s.app_name AND u.user_id = s.user_id
 WHERE s.app_name = :app_name AND s.user_id = :user_id AND s.id = :session_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ from google.adk.errors import StaleSessionError
 from google.adk.errors.already_exists_error import AlreadyExistsError
 from google.adk.errors.session_not_found_error import SessionNotFoundError
 from google.adk.events import Event, EventActions
-from google.adk.sessions import BaseSessionService
+from google.adk.sessions import BaseSessionService, Session
 from google.adk.sessions._session_util import make_json_safe_state
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
@@ -287,3 +288,28 @@ def test_constructor_requires_exactly_one_source() -> None:
         AdkSessionService()
     with pytest.raises(TypeError):
         AdkSessionService("sqlite:///a.db", uri="sqlite:///b.db")
+
+
+async def test_loaded_sessions_are_ordinary_pydantic_sessions(
+    adk_service: AdkSessionService,
+) -> None:
+    """Sessions assembled without validation behave as validated ones: dump, copy, assign."""
+    from adk_sessions import adk
+
+    assert adk._build_session is adk._assembled_session  # the fast path, on this google-adk
+    created = await adk_service.create_session(
+        app_name="app", user_id="u", session_id="s", state={"k": [1], "user:u": 2}
+    )
+    await adk_service.append_event(created, _event(actions=EventActions(state_delta={"n": 1})))
+    loaded = await adk_service.get_session(app_name="app", user_id="u", session_id="s")
+    listed = (await adk_service.list_sessions(app_name="app")).sessions[0]
+    assert loaded is not None
+    validated = Session.model_validate(loaded.model_dump())
+    assert loaded.model_dump() == validated.model_dump()
+    assert loaded.model_fields_set == validated.model_fields_set
+    assert Session.model_validate_json(loaded.model_dump_json()) == validated
+    assert copy.deepcopy(loaded) == loaded and loaded.model_copy() == loaded
+    assert listed.model_dump() == {**validated.model_dump(), "events": []}
+    loaded.state = {"replaced": True}
+    assert loaded.state == {"replaced": True}
+    assert loaded._storage_update_marker == created._storage_update_marker
