@@ -28,6 +28,7 @@ EXPECTED = {
     "get_session": (2, 2, 3),  # session + scopes, then events | Citus: session + user, app, events
     "get_session_no_events": (1, 1, 2),  # num_recent_events=0
     "list_sessions": (2, 2, 2),  # page, then scopes (Citus: the app scope)
+    "list_user_sessions": (2, 2, 3),  # one user's page, then scopes (Citus: app, then user)
     "create_session": (4, 2, 5),  # BEGIN, insert, scopes read back (Citus: 2), COMMIT
     "create_session_with_scopes": (6, 2, 7),  # + app merge, + user merge
     "delete_session": (3, 2, 3),  # BEGIN, delete, COMMIT
@@ -73,6 +74,9 @@ async def test_round_trips_per_operation(db_url: str, backend: str) -> None:
                 ),
             ),
             "list_sessions": await _count(service, lambda: service.list_sessions(app_name="a")),
+            "list_user_sessions": await _count(
+                service, lambda: service.list_sessions(app_name="a", user_id="u")
+            ),
             "create_session": await _count(
                 service, lambda: service.create_session(app_name="a", user_id="u")
             ),
