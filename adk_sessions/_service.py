@@ -638,7 +638,8 @@ class SessionService:
             "app_name": app_name,
             "after_time": cursor.update_time,
             "after_id": cursor.session_id,
-            "limit": None if size is None else size + 1,
+            # One row past the page tells whether another follows (unbounded past 2**63 - 2).
+            "limit": None if size is None or size >= MAX_COUNT else size + 1,
         }
         decode = self._dialect.decode_json
         async with self._dialect.reader() as conn:
