@@ -1,7 +1,8 @@
 """google-adk integration: :class:`AdkSessionService`, a drop-in ``BaseSessionService``.
 
-Install with the ``adk`` extra (``pip install "adk-sessions[adk]"``). The service keeps
-google-adk's signatures, exceptions and semantics and stores through an ``adk_sessions``
+Install with the ``adk`` extra (``pip install "adk-sessions[adk]"``): google-adk 1.28.0 up to,
+not including, 3.0; the differences between those releases live in ``_adk_compat``. The service
+keeps google-adk's signatures, exceptions and semantics and stores through an ``adk_sessions``
 core service, so swapping it in for ``DatabaseSessionService`` or ``SqliteSessionService`` is a
 one-line change::
 
@@ -40,32 +41,24 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
-from google.adk.errors import StaleSessionError as AdkStaleSessionError
-from google.adk.errors.already_exists_error import AlreadyExistsError
-from google.adk.errors.session_not_found_error import (
-    SessionNotFoundError as AdkSessionNotFoundError,
-)
-from google.adk.events import Event as AdkEvent
-from google.adk.sessions import BaseSessionService
-from google.adk.sessions import Session as AdkSession
-from google.adk.sessions.base_session_service import (
-    GetSessionConfig,
-)
-from google.adk.sessions.base_session_service import (
-    ListSessionsResponse as AdkListSessionsResponse,
-)
 from pydantic_core import to_jsonable_python
 from typing_extensions import Self, override
 
 import adk_sessions
 
+from . import _adk_compat as compat
+from ._adk_compat import AlreadyExistsError, BaseSessionService, GetSessionConfig
+from ._adk_compat import Event as AdkEvent
+from ._adk_compat import ListSessionsResponse as AdkListSessionsResponse
+from ._adk_compat import Session as AdkSession
+from ._adk_compat import SessionNotFoundError as AdkSessionNotFoundError
 from ._models import Event, Session
 from .errors import SessionExistsError, SessionNotFoundError, StaleSessionError
 
 if TYPE_CHECKING:
-    from google.adk.cli.service_registry import ServiceRegistry
-
     from adk_sessions import SessionService
+
+    from ._adk_compat import ServiceRegistry
 
 __all__ = ("SCHEMES", "AdkSessionService", "from_adk_event", "register", "to_adk_event")
 
@@ -81,10 +74,6 @@ SCHEMES: tuple[str, ...] = (
 """URI schemes :func:`register` claims in google-adk's service registry."""
 
 _MARKER_PREFIX = "rev:"
-_STALE_MESSAGE = (
-    "The session has been modified in storage since it was loaded. "
-    "Please reload the session before appending more events."
-)
 
 
 def _core_url(url: str) -> str:
@@ -176,7 +165,7 @@ def _to_adk_session(session: Session) -> AdkSession:
         events=[to_adk_event(event) for event in session.events],
         last_update_time=session.last_update_time,
     )
-    adk_session._storage_update_marker = _marker(session.revision)
+    compat.set_marker(adk_session, _marker(session.revision))
     return adk_session
 
 
@@ -442,10 +431,10 @@ class AdkSessionService(BaseSessionService):
         if event.partial:
             return event
         core = await self._core()
-        self._apply_temp_state(session, event)
-        event = self._trim_temp_delta_state(event)
+        compat.apply_temp_state(self, session, event)
+        event = compat.trim_temp_delta_state(self, event)
 
-        revision = _revision(session._storage_update_marker)
+        revision = _revision(compat.get_marker(session))
         last_update_time = session.last_update_time
         if revision is None:
             revision, last_update_time = await self._fallback_revision(core, session)
@@ -459,14 +448,14 @@ class AdkSessionService(BaseSessionService):
         try:
             stored = await core.append_event(target, from_adk_event(event))
         except StaleSessionError as exc:
-            raise AdkStaleSessionError(_STALE_MESSAGE) from exc
+            raise compat.StaleSessionError(compat.STALE_SESSION_MESSAGE) from exc
         except SessionNotFoundError as exc:
             raise AdkSessionNotFoundError(f"Session {session.id} not found.") from exc
         if not event.id:
             event.id = stored.id
         session.last_update_time = target.last_update_time
-        session._storage_update_marker = _marker(target.revision)
-        return self._commit_event_to_session(session, event)
+        compat.set_marker(session, _marker(target.revision))
+        return compat.commit_event_to_session(self, session, event)
 
     async def _fallback_revision(
         self, core: SessionService, session: AdkSession
@@ -489,7 +478,7 @@ class AdkSessionService(BaseSessionService):
             newest = stored.events[-1].id if stored.events else None
             mine = session.events[-1].id if session.events else None
             if newest != mine:
-                raise AdkStaleSessionError(_STALE_MESSAGE)
+                raise compat.StaleSessionError(compat.STALE_SESSION_MESSAGE)
         return stored.revision, stored.last_update_time
 
 
@@ -512,9 +501,7 @@ def register(
         schemes: The URI schemes to claim; :data:`SCHEMES` by default.
     """
     if registry is None:
-        from google.adk.cli.service_registry import get_service_registry
-
-        registry = get_service_registry()
+        registry = compat.service_registry()
     factory = cast("Callable[..., Any]", _factory)
     for scheme in schemes:
         registry.register_session_service(scheme, factory)
