@@ -26,16 +26,21 @@ google-adk release.
 
 from __future__ import annotations
 
+import enum
 import importlib
 import importlib.metadata
-from collections.abc import Callable
+import io
+import pickle
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
 
+import pydantic
 from google.adk.errors.already_exists_error import AlreadyExistsError as AlreadyExistsError
 from google.adk.errors.session_not_found_error import (
     SessionNotFoundError as SessionNotFoundError,
 )
 from google.adk.events import Event as Event
+from google.adk.events import EventActions
 from google.adk.sessions import BaseSessionService as BaseSessionService
 from google.adk.sessions import Session as Session
 from google.adk.sessions.base_session_service import GetSessionConfig as GetSessionConfig
@@ -62,6 +67,7 @@ __all__ = (
     "apply_temp_state",
     "commit_event_to_session",
     "get_marker",
+    "legacy_event",
     "missing_hooks",
     "service_registry",
     "set_marker",
@@ -224,3 +230,60 @@ def service_registry() -> ServiceRegistry:
 
     return get_service_registry()
 
+
+# -- google-adk's legacy database schema (v0) -------------------------------------------------
+# DatabaseSessionService databases created by google-adk 1.19-1.21 keep that layout, and every
+# supported release goes on writing it into them: one column per event field, the actions as a
+# pickled ``EventActions``. Pickles from a database are untrusted, so only data types resolve.
+
+_PICKLE_DATA: Final = frozenset(
+    {("builtins", name) for name in ("dict", "list", "set", "frozenset", "tuple", "str")}
+    | {("builtins", name) for name in ("bytes", "bytearray", "int", "float", "bool", "complex")}
+    | {("collections", "OrderedDict"), ("decimal", "Decimal"), ("uuid", "UUID")}
+    | {("datetime", name) for name in ("date", "datetime", "time", "timedelta", "timezone")}
+)
+# Modules whose pydantic models and enums an EventActions pickle holds.
+_PICKLE_MODEL_MODULES: Final = ("google.adk.", "google.genai.", "fastapi.openapi.")
+
+
+class _ActionsUnpickler(pickle.Unpickler):
+    """Resolves plain data types and google-adk/genai/OpenAPI models and enums, nothing else.
+
+    Unpickling a pydantic model or an enum only sets its state or looks up a member, so no
+    code the pickle chooses can run (the "restricting globals" recipe of the pickle docs).
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _PICKLE_DATA:
+            return super().find_class(module, name)
+        if module.startswith(_PICKLE_MODEL_MODULES):
+            found = super().find_class(module, name)
+            if isinstance(found, type) and issubclass(found, (pydantic.BaseModel, enum.Enum)):
+                return found
+        raise pickle.UnpicklingError(f"refused to load {module}.{name} from a pickled action")
+
+
+def legacy_event(columns: Mapping[str, Any], actions: bytes | None) -> Event:
+    """Build the google-adk ``Event`` a schema-v0 ``events`` row holds, as google-adk reads it.
+
+    Args:
+        columns: The row's event fields (JSON columns decoded, ``timestamp`` in epoch
+            seconds, ``long_running_tool_ids`` a list); ``None`` values are left out.
+        actions: The pickled ``EventActions`` column.
+
+    Returns:
+        The event.
+
+    Raises:
+        pickle.UnpicklingError: The actions are not a pickle of plain data and google-adk models.
+        pydantic.ValidationError: The row does not make a valid event.
+    """
+    loaded = _ActionsUnpickler(io.BytesIO(actions)).load() if actions else None
+    if loaded is not None and not isinstance(loaded, EventActions):
+        raise pickle.UnpicklingError(f"a pickled action holds a {type(loaded).__name__}")
+    fields = {key: value for key, value in columns.items() if value is not None}
+    # google-adk revalidates a dump: a pickle from another release may lack a newer field.
+    fields["actions"] = (
+        EventActions.model_validate(loaded.model_dump()) if loaded is not None else EventActions()
+    )
+    return Event.model_validate(fields)
