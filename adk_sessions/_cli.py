@@ -10,11 +10,11 @@ from collections.abc import Sequence
 import anyio
 
 from . import __version__, _serve
-from ._connect import DEFAULT_URL, connect, redact
+from ._connect import DEFAULT_URL, connect, redact, sqlite_location
 from ._import_adk import add_import_parser, run_import
 from ._models import Event, EventActions, Session
 from ._service import SessionService
-from .errors import AdkSessionsError
+from .errors import AdkSessionsError, InvalidArgumentError
 
 __all__ = ("main",)
 
@@ -31,6 +31,22 @@ async def _status(url: str) -> int:
     async with connect(url, migrate=False) as service:
         status = await service.status()
     print(json.dumps({"url": redact(url), "dialect": service.dialect, **status}, indent=2))
+    return 0
+
+
+def _backup(url: str, destination: str) -> int:
+    from ._sqlite import backup_file
+
+    sqlite = sqlite_location(url)
+    if sqlite is None:
+        raise InvalidArgumentError(
+            f"backup copies SQLite databases, not {redact(url)!r}; for PostgreSQL use pg_dump"
+        )
+    path, query = sqlite
+    if query or path == ":memory:":
+        raise InvalidArgumentError("backup takes a plain sqlite:///path.db URL")
+    backup_file(path, destination)
+    print(f"{redact(url)}: copied to {destination}")
     return 0
 
 
@@ -132,6 +148,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("url", help="database URL")
     p = sub.add_parser("demo", help="write a short multi-user conversation and print it back")
     p.add_argument("url", nargs="?", default=DEFAULT_URL, help=f"database URL ({DEFAULT_URL})")
+    p = sub.add_parser(
+        "backup",
+        help="copy a SQLite database into one self-contained file (safe while others write)",
+    )
+    p.add_argument("url", help="the database (sqlite:///file.db)")
+    p.add_argument("destination", help="the file to write (replaced if it exists)")
     _serve.add_serve_parser(sub)
     add_import_parser(sub)
     return parser
@@ -153,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_import(args)
     commands = {"migrate": _migrate, "status": _status, "demo": _demo}
     try:
+        if args.command == "backup":
+            return _backup(args.url, args.destination)
         return anyio.run(commands[args.command], args.url)
     except AdkSessionsError as exc:
         print(f"adk-sessions {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -14,7 +14,7 @@ from ._migrations import check_version, schema_version
 from ._service import SessionService
 from .errors import InvalidArgumentError, StorageError
 
-__all__ = ("DEFAULT_URL", "connect", "redact")
+__all__ = ("DEFAULT_URL", "connect", "redact", "sqlite_location")
 
 DEFAULT_URL = "sqlite:///adk_sessions.db"
 
@@ -46,31 +46,113 @@ def _scrub(message: str, url: str) -> str:
     return message
 
 
-async def _open_dialect(url: str, options: dict[str, Any]) -> Dialect:
+# URL query parameters each dialect reads itself, and how to read their text. They are the
+# connect() options of the same names; a parameter given both ways must not disagree.
+_SQLITE_PARAMS: dict[str, Callable[[str], Any]] = {
+    "mode": str,
+    "synchronous": str,
+    "busy_timeout": float,
+    "max_readers": int,
+}
+_POSTGRES_PARAMS: dict[str, Callable[[str], Any]] = {
+    "min_size": int,
+    "max_size": int,
+    "command_timeout": float,
+    "connect_timeout": float,
+    "statement_cache_size": int,
+    "schema": str,
+    "pgbouncer": str,
+}
+
+
+def _url_options(
+    url: str, query: str, known: Mapping[str, Callable[[str], Any]], options: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """Move the URL parameters in ``known`` into ``options``; return the others, in order.
+
+    Raises:
+        InvalidArgumentError: A parameter is repeated, malformed, or also given as an option
+            with another value.
+    """
+    try:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as exc:
+        raise InvalidArgumentError(f"URL {redact(url)!r}: malformed query string") from exc
+    names = [name for name, _ in pairs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InvalidArgumentError(f"URL {redact(url)!r}: parameter(s) {repeated} given twice")
+    rest = []
+    for name, text in pairs:
+        if name not in known:
+            rest.append((name, text))
+            continue
+        try:
+            value = known[name](text)
+        except ValueError as exc:
+            raise InvalidArgumentError(
+                f"URL parameter {name}={text!r} is not a valid {known[name].__name__}"
+            ) from exc
+        if name in options and options[name] != value:
+            raise InvalidArgumentError(
+                f"{name} is given both in the URL ({text!r}) and as an option "
+                f"({options[name]!r}); give it once"
+            )
+        options[name] = value
+    return rest
+
+
+def sqlite_location(url: str) -> tuple[str, str] | None:
+    """The file path and query string of a ``sqlite://`` URL; ``None`` for another scheme.
+
+    Raises:
+        InvalidArgumentError: A SQLite URL without the ``sqlite:///`` form or without a path.
+    """
     if not isinstance(url, str):
         raise InvalidArgumentError(f"url must be a string, not {type(url).__name__}")
     scheme, sep, rest = url.partition("://")
-    scheme = scheme.lower()
-    if sep and scheme in _SQLITE_SCHEMES:
-        if not rest.startswith("/"):
+    if not sep or scheme.lower() not in _SQLITE_SCHEMES:
+        return None
+    location, _, query = rest.partition("?")
+    if not location.startswith("/"):
+        raise InvalidArgumentError(
+            f"SQLite URL {url!r} must be sqlite:///relative.db, sqlite:////absolute.db "
+            "or sqlite:///:memory:"
+        )
+    if not location[1:]:
+        raise InvalidArgumentError(f"SQLite URL {url!r} names no file")
+    return location[1:], query
+
+
+async def _open_dialect(url: str, options: dict[str, Any]) -> Dialect:
+    sqlite = sqlite_location(url)
+    if sqlite is not None:
+        path, query = sqlite
+        unknown = _url_options(url, query, _SQLITE_PARAMS, options)
+        if unknown:
             raise InvalidArgumentError(
-                f"SQLite URL {url!r} must be sqlite:///relative.db, sqlite:////absolute.db "
-                "or sqlite:///:memory:"
+                f"SQLite URL {url!r}: unknown parameter(s) {sorted(n for n, _ in unknown)}; "
+                f"known: {sorted(_SQLITE_PARAMS)}"
             )
-        path = rest[1:].split("?", 1)[0]
-        if not path:
-            raise InvalidArgumentError(f"SQLite URL {url!r} names no file")
         from ._sqlite import SqliteDialect
 
         return await SqliteDialect.open(path, options)
-    if sep and scheme in _POSTGRES_SCHEMES:
+    scheme, sep, rest = url.partition("://")
+    location, _, query = rest.partition("?")
+    if sep and scheme.lower() in _POSTGRES_SCHEMES:
         from ._postgres import PostgresDialect
 
-        dsn = "postgresql://" + rest
+        # Other parameters stay in the DSN: asyncpg reads libpq's (sslmode, application_name,
+        # target_session_attrs, ...) and sends any other as a server setting at connect, which
+        # the server applies or refuses by name. None is dropped.
+        others = _url_options(url, query, _POSTGRES_PARAMS, options)
+        dsn = "postgresql://" + location
+        if others:
+            dsn += "?" + urllib.parse.urlencode(others)
         try:
             return await PostgresDialect.open(dsn, options)
         except StorageError as exc:
-            raise StorageError(_scrub(str(exc), url)) from exc.__cause__
+            raise type(exc)(_scrub(str(exc), url)) from exc.__cause__
     raise InvalidArgumentError(
         f"unsupported database URL {redact(url)!r}: use sqlite:///path.db, sqlite:///:memory: "
         "or postgresql://user:password@host:port/database"
@@ -81,7 +163,7 @@ async def _open(url: str, migrate: bool, options: dict[str, Any]) -> SessionServ
     dialect = await _open_dialect(url, options)
     service = SessionService(dialect)
     try:
-        if migrate:
+        if migrate and not dialect.read_only:
             await service.migrate()
         else:
             check_version(dialect, await schema_version(dialect))
@@ -131,16 +213,26 @@ def connect(url: str = DEFAULT_URL, *, migrate: bool = True, **options: Any) -> 
             False the schema is only checked: one newer than the code raises ``SchemaError``,
             an older one is left for :meth:`SessionService.migrate`.
         **options: SQLite: ``busy_timeout`` (seconds, 30), ``synchronous`` (``"FULL"``),
-            ``max_readers`` (4). PostgreSQL: asyncpg pool options, ``min_size`` (1),
-            ``max_size`` (10), ``command_timeout``, ``connect_timeout``, ``statement_cache_size``,
-            ``server_settings``, ``ssl``, ...
+            ``max_readers`` (4), ``mode`` (``"rwc"``; ``"rw"``: the file must exist; ``"ro"``:
+            read-only, nothing is created, migrated or written). PostgreSQL: asyncpg pool
+            options, ``min_size`` (1), ``max_size`` (10), ``command_timeout``,
+            ``connect_timeout``, ``statement_cache_size``, ``server_settings``, ``ssl``, ...
+
+    URL query parameters are honoured or rejected, never dropped: the options above can be
+    given in the URL too (``sqlite:///x.db?mode=ro``, ``postgresql://...?max_size=20``; both
+    ways at once must agree). Any other parameter of a SQLite URL is an
+    ``InvalidArgumentError``; any other parameter of a PostgreSQL URL goes to asyncpg, which
+    reads libpq's (``sslmode``, ...) and sends the rest to the server as settings
+    (``application_name``, ...), which the server applies or refuses by name.
 
     Returns:
         An awaitable async context manager giving the service.
 
     Raises:
-        InvalidArgumentError: On a malformed URL or an unknown option.
-        StorageError: When the database cannot be reached or opened (no password in the message).
+        InvalidArgumentError: On a malformed URL, an unknown option or SQLite URL parameter,
+            or a SQLite path whose directory does not exist.
+        StorageError: When the database cannot be reached or opened (no password in the message;
+            ``StorageUnavailableError`` when a retry may succeed).
         SchemaError: When the schema is newer than the code.
     """
     return _Connecting(url, migrate, dict(options))

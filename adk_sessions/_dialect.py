@@ -1,22 +1,39 @@
-"""What the service needs from a database: connections that run loaded queries, and transactions.
+"""What the service needs from a database: reads, write transactions, and error translation.
 
-The dialect modules (``_postgres``, ``_sqlite``) implement these for their driver; the service owns
-every transaction boundary and never touches a driver directly.
+The service writes every transaction as a *body*: a generator that yields ``(query, params)``
+pairs and receives each query's result (rows, a row, a value or ``None``, by the query's kind),
+raises to abort, and returns a value. The dialect modules (``_postgres``, ``_sqlite``) run a body
+in one transaction with their driver: PostgreSQL makes one round trip per query, SQLite runs the
+body and ``COMMIT`` in one hop to its connection's thread. So the service owns what a transaction
+does and decides, the dialect only how it reaches the database, and neither touches the other's
+concerns.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Protocol
+import asyncio
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol, TypeVar
 
 import anyio
 
-from ._queries import Migration, Queries, Query
+from ._queries import Kind, Migration, Queries, Query
 from .errors import StorageError
 
-__all__ = ("Connection", "ConstraintError", "Dialect", "Row", "Transaction", "transaction")
+__all__ = (
+    "Body",
+    "Connection",
+    "ConstraintError",
+    "Dialect",
+    "Row",
+    "drive",
+    "run_to_completion",
+    "statement",
+)
+
+T = TypeVar("T")
 
 
 class Row(Protocol):
@@ -25,15 +42,106 @@ class Row(Protocol):
     def __getitem__(self, key: str | int, /) -> Any: ...
 
 
+Body = Generator[tuple[Query, Mapping[str, Any]], Any, T]
+"""A transaction body: yields ``(query, params)``, is sent each result, returns its value."""
+
+
 class ConstraintError(StorageError):
     """A unique or foreign-key constraint rejected a write (the service decides what it means)."""
 
 
-class Connection(abc.ABC):
-    """One driver connection. Each call is one round trip (SQLite: one call per statement).
+def statement(sql: str) -> Query:
+    """Wrap one parameterless statement (a migration script's) as an execute query."""
+    return Query(name="statement", kind=Kind.EXECUTE, doc="", statements=(sql,), params=())
 
-    Driver exceptions come out as :class:`StorageError` (``ConstraintError`` for constraint
-    violations) with the driver's exception as ``__cause__``.
+
+def drive(body: Body[T], run: Callable[[Query, Mapping[str, Any]], Any]) -> T:
+    """Run a body synchronously, answering each query with ``run`` (SQLite's worker thread).
+
+    A failure of ``run`` is thrown into the body, which may handle it (a constraint violation
+    that means "duplicate id") or let it propagate.
+    """
+    result: Any = None
+    failure: BaseException | None = None
+    while True:
+        try:
+            query, params = body.throw(failure) if failure is not None else body.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        try:
+            result, failure = run(query, params), None
+        except Exception as exc:  # handed to the body, which decides
+            result, failure = None, exc
+
+
+async def drive_async(
+    body: Body[T], run: Callable[[Query, Mapping[str, Any]], Awaitable[Any]]
+) -> T:
+    """Run a body, answering each query with the coroutine ``run`` (one round trip each)."""
+    result: Any = None
+    failure: BaseException | None = None
+    while True:
+        try:
+            query, params = body.throw(failure) if failure is not None else body.send(result)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        try:
+            result, failure = await run(query, params), None
+        except Exception as exc:  # handed to the body, which decides
+            result, failure = None, exc
+
+
+class _Abandoned(Exception):
+    """The body stopped because the caller was cancelled before it committed."""
+
+
+async def run_to_completion(work: Callable[[], Awaitable[T]]) -> T:
+    """Run a write so that no cancellation can tear it apart, whatever cancels the caller.
+
+    ``work`` runs in a task of its own, inside an anyio cancel scope that only this function
+    cancels. When the caller is cancelled (an anyio scope, ``asyncio.wait_for``,
+    ``asyncio.timeout``, ``task.cancel()``), that scope is cancelled: ``work`` stops at its next
+    unshielded await and rolls back, or, when it is already past that point (``COMMIT`` and
+    what follows run shielded), it finishes. Either way the caller waits for it and then gets
+    its cancellation. A plain asyncio cancellation would otherwise reach ``work`` even inside an
+    anyio shield, after ``COMMIT`` but before the caller's session is advanced.
+
+    Args:
+        work: The write, from borrowing a connection to returning it.
+
+    Returns:
+        What ``work`` returned.
+
+    Raises:
+        BaseException: The caller's cancellation, or what ``work`` raised.
+    """
+    scope = anyio.CancelScope()
+
+    async def run() -> T:
+        with scope:
+            return await work()
+        raise _Abandoned
+
+    task = asyncio.get_running_loop().create_task(run())
+    cancelled: BaseException | None = None
+    while not task.done():
+        try:
+            await asyncio.wait((task,))
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+            scope.cancel()
+    if cancelled is not None:
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller's cancellation wins
+        raise cancelled
+    return task.result()
+
+
+class Connection(abc.ABC):
+    """A connection borrowed for reads. Each call is one round trip (SQLite: one hop).
+
+    Driver exceptions come out as :class:`StorageError` (``StorageUnavailableError`` where a
+    retry may succeed) with the driver's exception as ``__cause__``.
     """
 
     @abc.abstractmethod
@@ -48,54 +156,48 @@ class Connection(abc.ABC):
     async def value(self, query: Query, params: Mapping[str, Any]) -> Any:
         """Run a ``$`` query: the first column of the first row."""
 
-    @abc.abstractmethod
-    async def execute(self, query: Query, params: Mapping[str, Any]) -> None:
-        """Run a ``!`` query (every statement of it, in order)."""
-
-    @abc.abstractmethod
-    async def execute_many(self, query: Query, params: Iterable[Mapping[str, Any]]) -> None:
-        """Run a ``*!`` query once per parameter set."""
-
-    @abc.abstractmethod
-    async def run_statement(self, sql: str) -> None:
-        """Run one parameterless statement of a migration script."""
-
-    @abc.abstractmethod
-    async def begin(self) -> None:
-        """Open a write transaction (``BEGIN``; SQLite: ``BEGIN IMMEDIATE``)."""
-
-    @abc.abstractmethod
-    async def commit(self) -> None:
-        """``COMMIT``."""
-
-    @abc.abstractmethod
-    async def rollback(self) -> None:
-        """``ROLLBACK``; never raises. A connection that cannot roll back is discarded."""
-
 
 class Dialect(abc.ABC):
-    """A database: its queries, migrations, connections and JSON decoding.
+    """A database: its queries, migrations, reads, write transactions and JSON decoding.
 
     Attributes:
         name: ``"postgres"`` or ``"sqlite"``.
         queries: The loaded named queries.
         migrations: The schema migrations, oldest first.
-        round_trips: Driver calls made so far (statements sent, BEGIN/COMMIT included); for tests
-            and benchmarks that count work instead of timing it.
+        round_trips: Driver calls made so far (PostgreSQL: statements sent, BEGIN/COMMIT
+            included; SQLite: hops to a connection's thread); for tests and benchmarks that count
+            work instead of timing it.
+        read_only: Opened read-only (SQLite's ``mode=ro``): never migrated, writes fail.
+        schema: Where the tables live (PostgreSQL's ``schema=NAME``; SQLite's is ``main``).
     """
 
     name: str
     queries: Queries
     migrations: tuple[Migration, ...]
     round_trips: int = 0
+    read_only: bool = False
+    schema: str = "main"
 
     @abc.abstractmethod
     def reader(self) -> AbstractAsyncContextManager[Connection]:
         """Borrow a connection for reads outside a transaction."""
 
     @abc.abstractmethod
-    def writer(self) -> AbstractAsyncContextManager[Connection]:
-        """Borrow a connection for a write transaction."""
+    async def write(self, body: Callable[[], Body[T]], on_commit: Callable[[T], None]) -> T:
+        """Run ``body`` in one write transaction, all or nothing.
+
+        ``COMMIT`` and ``on_commit(result)`` run shielded from cancellation (see
+        :func:`run_to_completion`): a cancelled caller sees either nothing stored and
+        ``on_commit`` not called, or both. On any failure the transaction is rolled back and no
+        connection is left inside it.
+
+        Args:
+            body: Makes the generator to run (called once, when the transaction is open).
+            on_commit: Synchronous, must not fail; advances in-memory objects after ``COMMIT``.
+
+        Returns:
+            The body's value.
+        """
 
     @abc.abstractmethod
     def decode_json(self, value: Any) -> Any:
@@ -104,50 +206,3 @@ class Dialect(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Close every connection; idempotent."""
-
-
-class Transaction:
-    """The open transaction, as the body of :func:`transaction` sees it."""
-
-    __slots__ = ("_after_commit",)
-
-    def __init__(self) -> None:
-        self._after_commit: list[Callable[[], None]] = []
-
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` right after ``COMMIT`` succeeds, before any cancellation lands.
-
-        Args:
-            callback: Synchronous, must not fail (it advances in-memory objects).
-        """
-        self._after_commit.append(callback)
-
-
-@asynccontextmanager
-async def transaction(conn: Connection) -> AsyncIterator[Transaction]:
-    """Run the body in one transaction on ``conn``.
-
-    ``COMMIT`` and the ``after_commit`` callbacks run shielded from cancellation, so a cancelled
-    caller sees either nothing stored and nothing advanced, or both; on any failure or
-    cancellation (a failed ``COMMIT`` included) ``ROLLBACK`` runs shielded, with the dialect's
-    timeout, and the exception propagates.
-
-    Args:
-        conn: The connection, borrowed from :meth:`Dialect.writer`.
-
-    Yields:
-        The transaction, to register ``after_commit`` callbacks.
-    """
-    tx = Transaction()
-    try:
-        # BEGIN is inside the try: cancelled while it waits (SQLite's busy handler, a slow
-        # server), it may still complete afterwards, and the ROLLBACK queued behind it undoes it.
-        await conn.begin()
-        yield tx
-        with anyio.CancelScope(shield=True):
-            await conn.commit()
-            for callback in tx._after_commit:
-                callback()
-    except BaseException:
-        await conn.rollback()
-        raise

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
-from ._dialect import Dialect, transaction
+from ._dialect import Body, Dialect, statement
 from .errors import SchemaError
 
-__all__ = ("MIGRATION_LOCK_KEY", "migrate", "schema_version")
+__all__ = ("MIGRATION_LOCK_KEY", "lock_key", "migrate", "schema_version")
 
 # pg_advisory_xact_lock key shared by every migrator of this library ("adk_sess" in ASCII).
 MIGRATION_LOCK_KEY = 0x61646B5F73657373
+
+
+def lock_key(schema: str) -> int:
+    """The migration lock of one schema: the library's key for ``public``, else one of its own.
+
+    Migrators of different schemas never wait for each other; ``public`` keeps the key every
+    earlier version used, so old and new migrators still exclude each other there.
+    """
+    if schema == "public":
+        return MIGRATION_LOCK_KEY
+    digest = hashlib.blake2b(schema.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _too_new(found: int, known: int) -> SchemaError:
@@ -64,22 +77,34 @@ async def migrate(dialect: Dialect) -> list[int]:
     Raises:
         SchemaError: When the schema is newer than the code; nothing is changed.
     """
-    q = dialect.queries
     applied: list[int] = []
     while True:
-        async with dialect.writer() as conn, transaction(conn):
-            await conn.execute(q.lock_migrations, {"key": MIGRATION_LOCK_KEY})
-            await conn.execute(q.create_migrations_table, {})
-            done = {row["version"] for row in await conn.rows(q.applied_versions, {})}
-            check_version(dialect, max(done, default=0))
-            pending = [m for m in dialect.migrations if m.version not in done]
-            if not pending:
-                return applied
-            migration = pending[0]
-            for statement in migration.statements:
-                await conn.run_statement(statement)
-            await conn.execute(
-                q.record_migration,
-                {"version": migration.version, "name": migration.name, "applied_at": time.time()},
-            )
-        applied.append(migration.version)
+        version = await dialect.write(lambda: _apply_next(dialect), _ignore)
+        if version is None:
+            return applied
+        applied.append(version)
+
+
+def _ignore(_: object) -> None:
+    pass
+
+
+def _apply_next(dialect: Dialect) -> Body[int | None]:
+    """The transaction applying the oldest pending migration; returns its version, or None."""
+    q = dialect.queries
+    yield q.lock_migrations, {"key": lock_key(dialect.schema), "schema": dialect.schema}
+    yield q.create_schema, {}
+    yield q.create_migrations_table, {}
+    done = {row["version"] for row in (yield q.applied_versions, {})}
+    check_version(dialect, max(done, default=0))
+    pending = [m for m in dialect.migrations if m.version not in done]
+    if not pending:
+        return None
+    migration = pending[0]
+    for sql in migration.statements:
+        yield statement(sql), {}
+    yield (
+        q.record_migration,
+        {"version": migration.version, "name": migration.name, "applied_at": time.time()},
+    )
+    return migration.version

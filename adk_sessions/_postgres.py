@@ -1,22 +1,42 @@
-"""PostgreSQL through asyncpg: a pool, JSON codecs, prepared statements, error translation."""
+"""PostgreSQL through asyncpg: a pool per event loop, JSON codecs, error translation.
+
+Every driver failure goes through :func:`translate`, the one place that knows asyncpg's
+exceptions. A pool belongs to the event loop that created it; a service used from another loop
+(google-adk's synchronous ``Runner.run()`` runs every call in a new one) gets a pool of that
+loop, and a loop's pool is closed when the loop shuts its tasks down at its end.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, NoReturn
+from typing import Any, TypeVar
 
 import anyio
 import asyncpg
 
-from ._dialect import Connection, ConstraintError, Dialect, Row
-from ._queries import Query, load_migrations, load_queries
+from ._dialect import (
+    Body,
+    Connection,
+    ConstraintError,
+    Dialect,
+    Row,
+    drive_async,
+    run_to_completion,
+)
+from ._queries import Kind, Query, load_migrations, load_queries
 from ._state import loads
-from .errors import InvalidArgumentError, StorageError
+from ._validate import check_text
+from .errors import InvalidArgumentError, StorageError, StorageUnavailableError
 
-__all__ = ("PostgresDialect",)
+__all__ = ("PostgresDialect", "translate")
+
+T = TypeVar("T")
 
 _ROLLBACK_TIMEOUT = 10.0
+_POOL_CLOSE_TIMEOUT = 5.0
 # Options this module handles itself; everything else goes to asyncpg.create_pool.
 _POOL_DEFAULTS: dict[str, Any] = {"min_size": 1, "max_size": 10}
 _POOL_OPTIONS = frozenset(
@@ -36,78 +56,129 @@ _POOL_OPTIONS = frozenset(
     }
 )
 
+# SQLSTATEs after which a retry may succeed: serialization failure, deadlock, lock not available,
+# too many connections, and the classes "connection exception" (08) and "operator intervention"
+# (57: query cancelled by a timeout, server shutting down or starting up) except a dropped database.
+# PostgreSQL truncates longer identifiers (NAMEDATALEN - 1); a schema name is refused instead.
+_MAX_IDENTIFIER_BYTES = 63
+_RETRYABLE_STATES = frozenset({"40001", "40P01", "55P03", "53300"})
+_RETRYABLE_CLASSES = ("08", "57")
+_FINAL_STATES = frozenset({"57P04"})
 
-def _storage_error(exc: BaseException) -> NoReturn:
+
+def translate(exc: BaseException, *, lost: bool = False) -> StorageError:
+    """Turn a driver failure into the library's error (the driver's exception is the cause).
+
+    Args:
+        exc: What asyncpg (or the socket under it) raised.
+        lost: The connection is closed after the failure: a retry on a new one may succeed.
+
+    Returns:
+        :class:`ConstraintError` for unique and foreign-key violations,
+        :class:`StorageUnavailableError` where a retry may succeed (a lost, refused or
+        terminated connection, a timeout, a server starting or stopping, SQLSTATE 40001/40P01),
+        else :class:`StorageError`. The message never holds a password (asyncpg's never do).
+    """
+    if isinstance(exc, StorageError):
+        return exc
+    message = f"PostgreSQL failed: {type(exc).__name__}: {exc}"
     if isinstance(exc, (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError)):
-        raise ConstraintError(f"constraint violated: {exc}") from exc
-    raise StorageError(f"PostgreSQL failed: {type(exc).__name__}: {exc}") from exc
+        error: StorageError = ConstraintError(f"constraint violated: {exc}")
+    elif isinstance(exc, asyncpg.PostgresError):
+        state = exc.sqlstate or ""
+        retryable = state in _RETRYABLE_STATES or (
+            state.startswith(_RETRYABLE_CLASSES) and state not in _FINAL_STATES
+        )
+        error = StorageUnavailableError(message) if retryable or lost else StorageError(message)
+    elif lost or isinstance(
+        exc, (OSError, TimeoutError, asyncio.TimeoutError, asyncpg.ConnectionDoesNotExistError)
+    ):
+        error = StorageUnavailableError(message)
+    else:
+        error = StorageError(message)
+    error.__cause__ = exc
+    return error
 
 
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+def _check_schema(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentError(f"schema must be a non-empty string, got {value!r}")
+    check_text("schema", value)
+    if len(value.encode("utf-8")) > _MAX_IDENTIFIER_BYTES:
+        raise InvalidArgumentError(
+            f"schema {value!r} is longer than PostgreSQL's {_MAX_IDENTIFIER_BYTES} bytes"
+        )
+    return value
+
+
+def _check_flag(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+        return value.lower() in ("true", "1")
+    raise InvalidArgumentError(f"{name} must be true or false, got {value!r}")
 
 
 class _PgConnection(Connection):
+    """A pooled connection: reads, and the queries of a write transaction's body."""
+
     __slots__ = ("_conn", "_dialect")
 
     def __init__(self, conn: asyncpg.Connection, dialect: PostgresDialect) -> None:
         self._conn = conn
         self._dialect = dialect
 
-    async def _call(
-        self, method: Callable[..., Any], query: Query, params: Mapping[str, Any]
-    ) -> Any:
+    def _lost(self) -> bool:
+        try:
+            return bool(self._conn.is_closed())
+        except Exception:  # a proxy asyncpg already detached: the connection died
+            return True
+
+    async def _call(self, method: Callable[..., Any], sql: str, args: list[Any]) -> Any:
         self._dialect.round_trips += 1
         try:
-            return await method(query.statements[0], *[params[name] for name in query.params])
-        except _DRIVER_ERRORS as exc:
-            _storage_error(exc)
+            return await method(sql, *args)
+        except Exception as exc:  # every driver failure is translated, here
+            raise translate(exc, lost=self._lost()) from exc
 
     async def rows(self, query: Query, params: Mapping[str, Any]) -> list[Row]:
-        return await self._call(self._conn.fetch, query, params)  # type: ignore[no-any-return]
+        args = [params[name] for name in query.params]
+        return await self._call(self._conn.fetch, query.statements[0], args)  # type: ignore[no-any-return]
 
     async def one(self, query: Query, params: Mapping[str, Any]) -> Row | None:
-        return await self._call(self._conn.fetchrow, query, params)  # type: ignore[no-any-return]
+        args = [params[name] for name in query.params]
+        return await self._call(self._conn.fetchrow, query.statements[0], args)  # type: ignore[no-any-return]
 
     async def value(self, query: Query, params: Mapping[str, Any]) -> Any:
-        return await self._call(self._conn.fetchval, query, params)
+        args = [params[name] for name in query.params]
+        return await self._call(self._conn.fetchval, query.statements[0], args)
 
-    async def execute(self, query: Query, params: Mapping[str, Any]) -> None:
-        await self._call(self._conn.execute, query, params)
+    async def run(self, query: Query, params: Mapping[str, Any]) -> Any:
+        """Run any query of a body, by its kind."""
+        kind = query.kind
+        if kind is Kind.ONE:
+            return await self.one(query, params)
+        if kind is Kind.EXECUTE:
+            args = [params[name] for name in query.params]
+            await self._call(self._conn.execute, query.statements[0], args)
+            return None
+        if kind is Kind.ROWS:
+            return await self.rows(query, params)
+        return await self.value(query, params)
 
-    async def execute_many(self, query: Query, params: Iterable[Mapping[str, Any]]) -> None:
-        self._dialect.round_trips += 1
-        args = [[p[name] for name in query.params] for p in params]
-        try:
-            await self._conn.executemany(query.statements[0], args)
-        except _DRIVER_ERRORS as exc:
-            _storage_error(exc)
-
-    async def _plain(self, sql: str) -> None:
-        self._dialect.round_trips += 1
-        try:
-            await self._conn.execute(sql)
-        except _DRIVER_ERRORS as exc:
-            _storage_error(exc)
-
-    async def run_statement(self, sql: str) -> None:
-        await self._plain(sql)
-
-    async def begin(self) -> None:
-        await self._plain("BEGIN")
-
-    async def commit(self) -> None:
-        await self._plain("COMMIT")
+    async def plain(self, sql: str) -> None:
+        """Send ``BEGIN``, ``COMMIT`` or ``ROLLBACK``."""
+        await self._call(self._conn.execute, sql, [])
 
     async def rollback(self) -> None:
-        done = False
-        with anyio.move_on_after(_ROLLBACK_TIMEOUT, shield=True):
-            try:
-                await self._plain("ROLLBACK")
-                done = True
-            except StorageError:
-                pass
-        if not done:
-            # The connection's state is unknown: never hand it to another caller.
+        """``ROLLBACK``, shielded and bounded; a connection that cannot roll back is closed."""
+        if not self._lost():
+            with anyio.move_on_after(_ROLLBACK_TIMEOUT, shield=True):
+                with contextlib.suppress(StorageError):
+                    await self.plain("ROLLBACK")
+                    return
+        # The connection's state is unknown (or it is gone): never hand it to another caller.
+        with contextlib.suppress(Exception):
             self._conn.terminate()
 
 
@@ -129,71 +200,182 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 class PostgresDialect(Dialect):
-    """PostgreSQL: one asyncpg pool shared by all tasks, no service-wide lock."""
+    """PostgreSQL: one asyncpg pool per event loop, shared by its tasks; no service-wide lock."""
 
     name = "postgres"
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-        self.queries = load_queries("postgres", positional=True)
-        self.migrations = load_migrations("postgres")
+    def __init__(self, dsn: str, pool_options: Mapping[str, Any], *, schema: str) -> None:
+        self._dsn = dsn
+        self._pool_options = dict(pool_options)
+        self._pools: dict[asyncio.AbstractEventLoop, asyncpg.Pool] = {}
+        self._opening: dict[asyncio.AbstractEventLoop, asyncio.Task[asyncpg.Pool]] = {}
+        self._watchers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+        self._closed = False
+        self.schema = schema
+        qualify = None if schema == "public" else schema
+        self.queries = load_queries("postgres", positional=True, schema=qualify)
+        self.migrations = load_migrations("postgres", schema=qualify)
         self.round_trips = 0
 
     @classmethod
     async def open(cls, dsn: str, options: Mapping[str, Any]) -> PostgresDialect:
-        """Create the pool.
+        """Create the pool of the running event loop.
 
         Args:
             dsn: A libpq-style ``postgresql://`` URL.
-            options: ``min_size``, ``max_size``, ``command_timeout``, ... (asyncpg pool options).
+            options: ``schema`` (where the tables live, default ``public``; created if missing),
+                ``pgbouncer`` (behind a pooler in transaction mode: no prepared-statement
+                cache), and asyncpg pool options: ``min_size``, ``max_size``,
+                ``command_timeout``, ...
 
         Returns:
             The dialect.
 
         Raises:
-            InvalidArgumentError: On an unknown option.
-            StorageError: When the server cannot be reached (no password in the message).
+            InvalidArgumentError: On an unknown or malformed option.
+            StorageError: When the server cannot be reached (``StorageUnavailableError`` when a
+                retry may succeed; no password in the message).
         """
-        unknown = set(options) - _POOL_OPTIONS
+        unknown = set(options) - _POOL_OPTIONS - {"schema", "pgbouncer"}
         if unknown:
+            known = sorted(_POOL_OPTIONS | {"schema", "pgbouncer"})
             raise InvalidArgumentError(
-                f"unknown PostgreSQL option(s) {sorted(unknown)}; known: {sorted(_POOL_OPTIONS)}"
+                f"unknown PostgreSQL option(s) {sorted(unknown)}; known: {known}"
             )
         kwargs = {**_POOL_DEFAULTS, **options}
+        schema = _check_schema(kwargs.pop("schema", "public"))
+        if _check_flag("pgbouncer", kwargs.pop("pgbouncer", False)):
+            # PgBouncer in transaction mode may run each statement outside a transaction on
+            # another server connection, where a named prepared statement does not exist:
+            # asyncpg then uses unnamed statements, prepared and run in one go. Nothing else
+            # here needs session affinity (migration locks are transaction-scoped, no session
+            # settings are changed, tables are schema-qualified instead of a search_path).
+            if kwargs.get("statement_cache_size", 0) != 0:
+                raise InvalidArgumentError(
+                    "pgbouncer=true needs statement_cache_size=0 (transaction pooling cannot "
+                    "keep prepared statements)"
+                )
+            kwargs["statement_cache_size"] = 0
         connect_timeout = kwargs.pop("connect_timeout", None)
         if connect_timeout is not None:
             kwargs["timeout"] = connect_timeout
+        dialect = cls(dsn, kwargs, schema=schema)
+        await dialect._pool()
+        return dialect
+
+    async def _pool(self) -> asyncpg.Pool:
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is not None:
+            return pool
+        if self._closed:
+            raise StorageError("the session service is closed")
+        opening = self._opening.get(loop)
+        if opening is None:
+            opening = loop.create_task(self._create_pool(loop))
+            self._opening[loop] = opening
+            opening.add_done_callback(lambda _: self._opening.pop(loop, None))
+        return await asyncio.shield(opening)
+
+    async def _create_pool(self, loop: asyncio.AbstractEventLoop) -> asyncpg.Pool:
+        self._discard_dead_loops()
         try:
             pool = await asyncpg.create_pool(
-                dsn, init=_init_connection, reset=_keep_session, **kwargs
+                self._dsn, init=_init_connection, reset=_keep_session, **self._pool_options
             )
-        except (*_DRIVER_ERRORS, ValueError) as exc:
-            # asyncpg's messages carry no password; the DSN itself is never echoed.
-            raise StorageError(
-                f"cannot connect to PostgreSQL: {type(exc).__name__}: {exc}"
-            ) from exc
-        return cls(pool)
+        except Exception as exc:  # translated
+            error = translate(exc)
+            raise type(error)(f"cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from exc
+        self._pools[loop] = pool
+        self._watchers[loop] = loop.create_task(self._close_with_loop(loop, pool))
+        return pool
+
+    async def _close_with_loop(self, loop: asyncio.AbstractEventLoop, pool: asyncpg.Pool) -> None:
+        """Wait until the loop cancels its remaining tasks at its end, then close its pool.
+
+        ``asyncio.run`` (and anyio's runner) cancel every task before closing the loop, so a
+        service nobody closed still disconnects cleanly from each loop it was used in.
+        """
+        try:
+            await loop.create_future()
+        finally:
+            if self._pools.get(loop) is pool:
+                del self._pools[loop]
+            self._watchers.pop(loop, None)
+            await _close_pool(pool)
+
+    def _discard_dead_loops(self) -> None:
+        """Forget pools of loops closed without cancelling their tasks (nothing can close them)."""
+        for loop in [loop for loop in self._pools if loop.is_closed()]:
+            pool = self._pools.pop(loop)
+            self._watchers.pop(loop, None)
+            _terminate(pool)
 
     @asynccontextmanager
-    async def _acquire(self) -> AsyncIterator[Connection]:
+    async def _acquire(self) -> AsyncIterator[_PgConnection]:
+        pool = await self._pool()
         try:
-            conn = await self._pool.acquire()
-        except _DRIVER_ERRORS as exc:
-            _storage_error(exc)
+            conn = await pool.acquire()
+        except Exception as exc:  # translated
+            if self._closed:
+                raise StorageError("the session service is closed") from exc
+            raise translate(exc) from exc
         try:
             yield _PgConnection(conn, self)
         finally:
-            with anyio.CancelScope(shield=True):
-                await self._pool.release(conn)
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                # asyncpg closes a connection it cannot reset; nothing is left to do then.
+                await pool.release(conn)
 
     def reader(self) -> AbstractAsyncContextManager[Connection]:
         return self._acquire()
 
-    def writer(self) -> AbstractAsyncContextManager[Connection]:
-        return self._acquire()
+    async def write(self, body: Callable[[], Body[T]], on_commit: Callable[[T], None]) -> T:
+        return await run_to_completion(lambda: self._write(body, on_commit))
+
+    async def _write(self, body: Callable[[], Body[T]], on_commit: Callable[[T], None]) -> T:
+        async with self._acquire() as conn:
+            try:
+                # BEGIN is inside the try: cancelled while a slow server answers it, the
+                # ROLLBACK that follows undoes it.
+                await conn.plain("BEGIN")
+                result = await drive_async(body(), conn.run)
+                with anyio.CancelScope(shield=True):
+                    await conn.plain("COMMIT")
+                    on_commit(result)
+            except BaseException:
+                await conn.rollback()
+                raise
+        return result
 
     def decode_json(self, value: Any) -> Any:
         return value
 
     async def close(self) -> None:
-        await self._pool.close()
+        """Close the pools: the running loop's now, other live loops' as soon as they run."""
+        self._closed = True
+        current = asyncio.get_running_loop()
+        for loop, watcher in list(self._watchers.items()):
+            if loop is current:
+                watcher.cancel()
+                with anyio.CancelScope(shield=True):
+                    await asyncio.wait((watcher,))  # its finally closes the pool
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(watcher.cancel)
+        self._discard_dead_loops()
+
+
+async def _close_pool(pool: asyncpg.Pool) -> None:
+    """Close gracefully, bounded; terminate what does not close in time. Never raises."""
+    try:
+        await asyncio.wait_for(pool.close(), _POOL_CLOSE_TIMEOUT)
+    except Exception:  # a pool that cannot close gracefully is terminated
+        _terminate(pool)
+    except BaseException:
+        _terminate(pool)
+        raise
+
+
+def _terminate(pool: asyncpg.Pool) -> None:
+    with contextlib.suppress(Exception):
+        pool.terminate()

@@ -7,6 +7,13 @@ Parameters are ``:name``; for PostgreSQL they are rewritten to ``$n`` once, here
 (``::type`` casts, quoted text, dollar-quoted bodies, identifiers and comments are left alone).
 Not supported (no shipped query needs them): ``E'...'`` strings with backslash escapes and
 array slices written ``a[x:y]`` without spaces (write ``a[x : y]``).
+
+Tables in a schema of their own (PostgreSQL's ``schema=NAME``): the SQL names tables bare, and
+the loader qualifies every table name (a name some ``CREATE TABLE`` in the dialect's files
+creates) as ``"NAME".table``, in code and in string literals that are exactly a table name
+(``to_regclass('adk_sessions')``). Index and constraint names are left alone (they live in
+their table's schema). Qualifying at load time costs nothing per query and needs no
+``search_path``, which connection poolers in transaction mode cannot keep.
 """
 
 from __future__ import annotations
@@ -27,7 +34,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     from importlib.abc import Traversable
 
-__all__ = ("Kind", "Migration", "Queries", "Query", "load_migrations", "load_queries", "sql_root")
+__all__ = (
+    "Kind",
+    "Migration",
+    "Queries",
+    "Query",
+    "load_migrations",
+    "load_queries",
+    "quote_identifier",
+    "sql_root",
+)
 
 # PostgreSQL dollar quoting: $$ ... $$ or $tag$ ... $tag$ (never a parameter placeholder).
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
@@ -69,6 +85,7 @@ class Queries:
 
     create_migrations_table: Query
     lock_migrations: Query
+    create_schema: Query
     migrations_table_exists: Query
     applied_versions: Query
     record_migration: Query
@@ -83,6 +100,7 @@ class Queries:
     delete_session: Query
     lock_session: Query
     append_event: Query
+    get_event_at: Query
     get_events: Query
 
 
@@ -160,12 +178,44 @@ def _tokens(sql: str) -> Iterator[tuple[str, str]]:
     yield "text", sql[start:]
 
 
-def compile_sql(sql: str, *, positional: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+_CREATE_TABLE = re.compile(r"\bCREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([a-z_][a-z0-9_]*)", re.I)
+
+
+def quote_identifier(name: str) -> str:
+    """Quote an SQL identifier, doubling the double quotes inside it."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@attrs.frozen
+class _Qualifier:
+    """Rewrites bare table names to ``"schema".table`` in SQL text and table-name literals."""
+
+    schema: str
+    tables: frozenset[str]
+
+    def code(self, text: str) -> str:
+        if not self.tables:
+            return text
+        pattern = r"\b(" + "|".join(sorted(self.tables)) + r")\b"
+        prefix = quote_identifier(self.schema) + "."
+        return re.sub(pattern, lambda m: prefix + m.group(1), text)
+
+    def literal(self, text: str) -> str:
+        if text.startswith("'") and text[1:-1] in self.tables:
+            qualified = f"{quote_identifier(self.schema)}.{text[1:-1]}"
+            return "'" + qualified.replace("'", "''") + "'"
+        return text
+
+
+def compile_sql(
+    sql: str, *, positional: bool, qualify: _Qualifier | None = None
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Split SQL into statements and find its ``:name`` parameters.
 
     Args:
         sql: The SQL text.
         positional: Rewrite ``:name`` to ``$n`` (asyncpg); otherwise keep ``:name`` (sqlite3).
+        qualify: Put table names in a schema (see the module's docstring).
 
     Returns:
         The non-empty statements (comments kept) and the parameter names in order.
@@ -175,6 +225,11 @@ def compile_sql(sql: str, *, positional: bool) -> tuple[tuple[str, ...], tuple[s
     current: list[str] = []
     has_code = False
     for kind, text in _tokens(sql):
+        if qualify is not None:
+            if kind == "text":
+                text = qualify.code(text)
+            elif kind == "quoted":
+                text = qualify.literal(text)
         if kind == "param":
             if text not in params:
                 params.append(text)
@@ -192,13 +247,16 @@ def compile_sql(sql: str, *, positional: bool) -> tuple[tuple[str, ...], tuple[s
     return tuple(statements), tuple(params)
 
 
-def parse_queries(text: str, *, positional: bool, source: str = "<sql>") -> dict[str, Query]:
+def parse_queries(
+    text: str, *, positional: bool, source: str = "<sql>", qualify: _Qualifier | None = None
+) -> dict[str, Query]:
     """Parse one ``.sql`` file of named queries.
 
     Args:
         text: The file's content.
         positional: Rewrite parameters to ``$n`` (PostgreSQL).
         source: The file name, for error messages.
+        qualify: Put table names in a schema.
 
     Returns:
         Queries by name.
@@ -219,7 +277,7 @@ def parse_queries(text: str, *, positional: bool, source: str = "<sql>") -> dict
         doc_lines: list[str] = []
         while lines and lines[0].lstrip().startswith("--"):
             doc_lines.append(lines.pop(0).lstrip()[2:].strip())
-        statements, params = compile_sql("\n".join(lines), positional=positional)
+        statements, params = compile_sql("\n".join(lines), positional=positional, qualify=qualify)
         if not statements:
             raise SchemaError(f"{source}: query {name!r} has no statement")
         if positional and len(statements) > 1:
@@ -247,12 +305,32 @@ def sql_root() -> Traversable:
     raise SchemaError("the sql/ folder is missing from the installation")
 
 
-def load_queries(dialect: str, *, positional: bool) -> Queries:
+def _sql_files(dialect: str) -> list[Traversable]:
+    """The dialect's query files and migration scripts, by name."""
+    folder = sql_root() / dialect
+    files = [e for e in folder.iterdir() if e.name.endswith(".sql") and e.is_file()]
+    files += [e for e in (folder / "migrations").iterdir() if e.name.endswith(".sql")]
+    return sorted(files, key=lambda e: e.name)
+
+
+def _qualifier(dialect: str, schema: str | None) -> _Qualifier | None:
+    if schema is None:
+        return None
+    tables = {
+        name.lower()
+        for entry in _sql_files(dialect)
+        for name in _CREATE_TABLE.findall(entry.read_text("utf-8"))
+    }
+    return _Qualifier(schema=schema, tables=frozenset(tables))
+
+
+def load_queries(dialect: str, *, positional: bool, schema: str | None = None) -> Queries:
     """Load every named query of a dialect.
 
     Args:
         dialect: ``"postgres"`` or ``"sqlite"``.
         positional: Rewrite parameters to ``$n``.
+        schema: Qualify every table name with this schema (PostgreSQL).
 
     Returns:
         The typed queries.
@@ -261,12 +339,13 @@ def load_queries(dialect: str, *, positional: bool) -> Queries:
         SchemaError: When a query is missing, unknown or malformed.
     """
     found: dict[str, Query] = {}
+    qualify = _qualifier(dialect, schema)
     folder = sql_root() / dialect
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".sql") and entry.is_file():
             source = f"sql/{dialect}/{entry.name}"
             for name, query in parse_queries(
-                entry.read_text("utf-8"), positional=positional, source=source
+                entry.read_text("utf-8"), positional=positional, source=source, qualify=qualify
             ).items():
                 if name in found:
                     raise SchemaError(f"{source}: query {name!r} is defined in two files")
@@ -280,11 +359,12 @@ def load_queries(dialect: str, *, positional: bool) -> Queries:
     return Queries(**found)
 
 
-def load_migrations(dialect: str) -> tuple[Migration, ...]:
+def load_migrations(dialect: str, *, schema: str | None = None) -> tuple[Migration, ...]:
     """Load the migration scripts of a dialect, ordered by version.
 
     Args:
         dialect: ``"postgres"`` or ``"sqlite"``.
+        schema: Qualify every table name with this schema (PostgreSQL).
 
     Returns:
         The migrations; versions are 1, 2, ... without gaps.
@@ -292,6 +372,7 @@ def load_migrations(dialect: str) -> tuple[Migration, ...]:
     Raises:
         SchemaError: On a malformed file name or a gap in the versions.
     """
+    qualify = _qualifier(dialect, schema)
     migrations = []
     for entry in (sql_root() / dialect / "migrations").iterdir():
         if not entry.name.endswith(".sql"):
@@ -299,7 +380,7 @@ def load_migrations(dialect: str) -> tuple[Migration, ...]:
         head = entry.name.split("_", 1)[0]
         if not head.isdigit():
             raise SchemaError(f"sql/{dialect}/migrations/{entry.name}: name must be NNNN_*.sql")
-        statements, _ = compile_sql(entry.read_text("utf-8"), positional=False)
+        statements, _ = compile_sql(entry.read_text("utf-8"), positional=False, qualify=qualify)
         migrations.append(Migration(version=int(head), name=entry.name, statements=statements))
     migrations.sort(key=lambda m: m.version)
     if [m.version for m in migrations] != list(range(1, len(migrations) + 1)):

@@ -14,18 +14,20 @@ import attrs
 
 from . import _migrations
 from ._codec import Cursor, decode_token, encode_token, events_from_rows, session_from_row
-from ._dialect import Connection, ConstraintError, Dialect, transaction
+from ._dialect import Body, ConstraintError, Dialect
 from ._models import Event, ListSessionsResponse, Session
+from ._queries import Queries
 from ._state import (
     dumps,
     encode_state,
+    loads,
     merge_state,
     prefixed_scopes,
     split_delta,
     validate_state,
     without_temp,
 )
-from ._validate import check_count, check_name, check_seconds
+from ._validate import check_count, check_name, check_seconds, check_text
 from .errors import (
     InvalidArgumentError,
     SessionExistsError,
@@ -54,10 +56,7 @@ def _prepare_event(event: Event, *, app_name: str, user_id: str, session_id: str
             f"event must be an adk_sessions.Event, not {type(event).__name__}"
         )
     check_name("event.id", event.id)
-    if not isinstance(event.timestamp, (int, float)) or not math.isfinite(event.timestamp):
-        raise InvalidArgumentError(
-            f"event {event.id!r}: timestamp {event.timestamp!r} is not finite"
-        )
+    timestamp = check_seconds(f"event {event.id!r}: timestamp", event.timestamp, finite=True)
     delta = event.actions.state_delta
     exact = validate_state(delta)
     stored_delta = without_temp(delta)
@@ -68,19 +67,82 @@ def _prepare_event(event: Event, *, app_name: str, user_id: str, session_id: str
         encoded = dumps(stored.to_dict())
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidArgumentError(f"event {event.id!r} is not JSON-serialisable: {exc}") from exc
+    check_text(f"event {event.id!r}", encoded)
     scoped = split_delta(stored_delta)
     params = {
         "app_name": app_name,
         "user_id": user_id,
         "session_id": session_id,
         "event_id": event.id,
-        "timestamp": float(event.timestamp),
+        "timestamp": timestamp,
         "event": encoded,
         "app_delta": encode_state(scoped.app, positional_floats=exact) if scoped.app else None,
         "user_delta": encode_state(scoped.user, positional_floats=exact) if scoped.user else None,
         "session_delta": encode_state(scoped.session, positional_floats=exact),
     }
     return _PreparedEvent(stored=stored, params=params)
+
+
+def _write_event(
+    q: Queries, item: _PreparedEvent, *, session_id: str, revision: int, update_time: float
+) -> Body[tuple[int, float]]:
+    """Insert one event and apply its deltas; the transaction holds the session lock.
+
+    Returns:
+        The session's new revision and update time.
+    """
+    seq = revision + 1
+    new_time = max(update_time, item.params["timestamp"])
+    try:
+        yield q.append_event, {**item.params, "seq": seq, "update_time": new_time}
+    except ConstraintError as exc:
+        raise InvalidArgumentError(
+            f"event id {item.stored.id!r} already exists in session {session_id!r}"
+        ) from exc
+    return seq, new_time
+
+
+def _append(
+    q: Queries, decode: Any, session: Session, item: _PreparedEvent
+) -> Body[tuple[int, float]]:
+    """The append transaction: lock, check the revision (or recognise a retry), write.
+
+    Returns:
+        The session's revision and update time after the append.
+    """
+    key = {"app_name": session.app_name, "user_id": session.user_id, "session_id": session.id}
+    row = yield q.lock_session, key
+    if row is None:
+        raise SessionNotFoundError(
+            f"session {session.id!r} of app {session.app_name!r}, user "
+            f"{session.user_id!r} does not exist"
+        )
+    revision, update_time = row["revision"], row["update_time"]
+    if revision == session.revision:
+        return (
+            yield from _write_event(
+                q, item, session_id=session.id, revision=revision, update_time=update_time
+            )
+        )
+    if revision == session.revision + 1:
+        # The caller may be retrying an append whose reply it never got (a connection lost
+        # after COMMIT, a timeout): the same event stored last means the append happened.
+        last = yield q.get_event_at, {**key, "seq": revision}
+        if last is not None and last["id"] == item.stored.id:
+            if decode(last["event"]) != loads(item.params["event"]):
+                raise InvalidArgumentError(
+                    f"event id {item.stored.id!r} already exists in session {session.id!r} "
+                    "with other content"
+                )
+            return revision, update_time
+    raise StaleSessionError(
+        f"session {session.id!r} is at revision {revision} in storage but "
+        f"{session.revision} in hand; reload it with get_session and retry"
+    )
+
+
+def _nothing(_: object) -> None:
+    """An ``on_commit`` for writes that advance nothing in memory."""
 
 
 class SessionService:
@@ -139,15 +201,20 @@ class SessionService:
         """Return the applied schema version (0 for an empty database)."""
         return await _migrations.schema_version(self._dialect)
 
-    async def status(self) -> dict[str, int]:
-        """Return the schema versions (applied and known) and row counts.
+    async def status(self) -> dict[str, Any]:
+        """Return where the tables live, the schema versions (applied and known), row counts.
 
         Returns:
-            ``{"schema_version", "code_version", "apps", "users", "sessions", "events"}``;
-            counts are present only once the schema exists.
+            ``{"schema", "schema_version", "code_version", "apps", "users", "sessions",
+            "events"}``; counts are present only once the schema exists. ``schema`` is the
+            PostgreSQL schema of the tables (SQLite: ``main``).
         """
         version = await self.schema_version()
-        result = {"schema_version": version, "code_version": len(self._dialect.migrations)}
+        result: dict[str, Any] = {
+            "schema": self._dialect.schema,
+            "schema_version": version,
+            "code_version": len(self._dialect.migrations),
+        }
         if version:
             async with self._dialect.reader() as conn:
                 row = await conn.one(self._q.count_rows, {})
@@ -204,8 +271,9 @@ class SessionService:
         now = time.time() if given_time is None else given_time
         key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
         q = self._q
-        async with self._dialect.writer() as conn, transaction(conn):
-            created = await conn.one(
+
+        def create() -> Body[tuple[int, float, Any]]:
+            created = yield (
                 q.insert_session,
                 {
                     **key,
@@ -218,7 +286,7 @@ class SessionService:
                     f"session {session_id!r} already exists for app {app_name!r}, user {user_id!r}"
                 )
             if scoped.app:
-                await conn.execute(
+                yield (
                     q.merge_app_state,
                     {
                         "app_name": app_name,
@@ -227,7 +295,7 @@ class SessionService:
                     },
                 )
             if scoped.user:
-                await conn.execute(
+                yield (
                     q.merge_user_state,
                     {
                         **key,
@@ -237,11 +305,13 @@ class SessionService:
                 )
             revision, update_time = 0, now
             for item in prepared:
-                revision, update_time = await self._write_event(
-                    conn, item, session_id=session_id, revision=revision, update_time=update_time
+                revision, update_time = yield from _write_event(
+                    q, item, session_id=session_id, revision=revision, update_time=update_time
                 )
-            scopes = await conn.one(q.get_scope_states, key)
-        assert scopes is not None
+            scopes = yield q.get_scope_states, key
+            return revision, update_time, scopes
+
+        revision, update_time, scopes = await self._dialect.write(create, _nothing)
         decode = self._dialect.decode_json
         merged = merge_state(
             decode(scopes["app_state"]) or {}, decode(scopes["user_state"]) or {}, scoped.session
@@ -257,28 +327,6 @@ class SessionService:
             last_update_time=update_time,
             revision=revision,
         )
-
-    async def _write_event(
-        self,
-        conn: Connection,
-        item: _PreparedEvent,
-        *,
-        session_id: str,
-        revision: int,
-        update_time: float,
-    ) -> tuple[int, float]:
-        """Insert one event and apply its deltas; the caller holds the session lock."""
-        seq = revision + 1
-        new_time = max(update_time, item.params["timestamp"])
-        try:
-            await conn.execute(
-                self._q.append_event, {**item.params, "seq": seq, "update_time": new_time}
-            )
-        except ConstraintError as exc:
-            raise InvalidArgumentError(
-                f"event id {item.stored.id!r} already exists in session {session_id!r}"
-            ) from exc
-        return seq, new_time
 
     async def append_event(self, session: Session, event: Event) -> Event:
         """Append an event and apply its state delta, atomically.
@@ -301,6 +349,19 @@ class SessionService:
             StaleSessionError: The stored revision differs: reload the session and retry.
             SessionNotFoundError: The session does not exist (or was deleted).
             InvalidArgumentError: Non-JSON state values, a duplicate event id, a bad event.
+            StorageUnavailableError: The database could not be reached or gave up; retry the
+                same call (see below).
+
+        Retrying is safe: when the stored revision is ``session.revision + 1`` and the event
+        stored there has ``event.id`` and equals ``event`` (its stored form), the append is
+        taken as done (its reply was lost): ``session`` is advanced as by a successful append
+        and nothing new is stored. The same id with other content raises
+        ``InvalidArgumentError``.
+
+        Cancellation is all or nothing, whatever cancels the caller (anyio scopes,
+        ``asyncio.wait_for``, ``asyncio.timeout``, ``task.cancel()``): the event is stored and
+        ``session`` advanced, or neither, and the cancellation is raised after the write has
+        settled.
         """
         if event.partial:
             return event
@@ -311,34 +372,15 @@ class SessionService:
         item = _prepare_event(
             event, app_name=session.app_name, user_id=session.user_id, session_id=session.id
         )
-        key = {"app_name": session.app_name, "user_id": session.user_id, "session_id": session.id}
-        async with self._dialect.writer() as conn, transaction(conn) as tx:
-            row = await conn.one(self._q.lock_session, key)
-            if row is None:
-                raise SessionNotFoundError(
-                    f"session {session.id!r} of app {session.app_name!r}, user "
-                    f"{session.user_id!r} does not exist"
-                )
-            if row["revision"] != session.revision:
-                raise StaleSessionError(
-                    f"session {session.id!r} is at revision {row['revision']} in storage but "
-                    f"{session.revision} in hand; reload it with get_session and retry"
-                )
-            revision, update_time = await self._write_event(
-                conn,
-                item,
-                session_id=session.id,
-                revision=row["revision"],
-                update_time=row["update_time"],
-            )
 
-            def advance() -> None:
-                session.state.update(event.actions.state_delta)
-                session.events.append(item.stored)
-                session.revision = revision
-                session.last_update_time = update_time
+        def advance(moved: tuple[int, float]) -> None:
+            session.state.update(event.actions.state_delta)
+            session.events.append(item.stored)
+            session.revision, session.last_update_time = moved
 
-            tx.after_commit(advance)
+        await self._dialect.write(
+            lambda: _append(self._q, self._dialect.decode_json, session, item), advance
+        )
         return item.stored
 
     async def get_session(
@@ -387,7 +429,7 @@ class SessionService:
                         "limit": limit,
                     },
                 )
-                events = events_from_rows(rows, decode)
+                events = events_from_rows(rows, decode, session_id=session_id)
         return session_from_row(
             row,
             app_name=app_name,
@@ -508,8 +550,11 @@ class SessionService:
         check_name("user_id", user_id)
         check_name("session_id", session_id)
         key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
-        async with self._dialect.writer() as conn, transaction(conn):
-            await conn.execute(self._q.delete_session, key)
+
+        def delete() -> Body[None]:
+            yield self._q.delete_session, key
+
+        await self._dialect.write(delete, _nothing)
 
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         """Return the user scope, keys without the ``user:`` prefix (``{}`` when none).

@@ -52,6 +52,24 @@ def _needs_positional(value: float) -> bool:
     return "e" in repr(value)
 
 
+# Python refuses to print integers of more than 4,300 digits (and so to store or read them back);
+# state keeps well below that.
+_MAX_INT_DIGITS = 4000
+_MAX_INT = 10**_MAX_INT_DIGITS
+
+
+def _text_problem(text: str) -> str | None:
+    """Why a string cannot be stored as given on every backend, or None."""
+    if "\x00" in text:
+        return "contains NUL (\\x00)"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains a lone surrogate (not valid Unicode text)"
+    return None
+
+
 def _check(value: Any, key: str, depth: int = 0) -> bool:
     """Raise InvalidArgumentError unless ``value`` is plain JSON that every backend stores as is.
 
@@ -59,11 +77,18 @@ def _check(value: Any, key: str, depth: int = 0) -> bool:
         Whether the value holds a float that :func:`encode_state` must write positionally.
     """
     kind = type(value)
-    if value is None or kind is bool or kind is int:
+    if value is None or kind is bool:
+        return False
+    if kind is int:
+        if value.bit_length() > 13_000 and abs(value) >= _MAX_INT:
+            raise InvalidArgumentError(
+                f"state key {key!r}: integer of more than {_MAX_INT_DIGITS} digits"
+            )
         return False
     if kind is str:
-        if "\x00" in value:
-            raise InvalidArgumentError(f"state key {key!r}: strings must not contain NUL (\\x00)")
+        problem = _text_problem(value)
+        if problem:
+            raise InvalidArgumentError(f"state key {key!r}: a string {problem}")
         return False
     if kind is float:
         if not math.isfinite(value):
@@ -82,8 +107,9 @@ def _check(value: Any, key: str, depth: int = 0) -> bool:
                 raise InvalidArgumentError(
                     f"state key {key!r}: nested dict key {k!r} is not a string"
                 )
-            if "\x00" in k:
-                raise InvalidArgumentError(f"state key {key!r}: nested key contains NUL (\\x00)")
+            problem = _text_problem(k)
+            if problem:
+                raise InvalidArgumentError(f"state key {key!r}: a nested key {problem}")
             found = _check(item, key, depth + 1) or found
         return found
     raise InvalidArgumentError(
@@ -113,8 +139,9 @@ def validate_state(state: Mapping[str, Any]) -> bool:
     for key, value in state.items():
         if type(key) is not str:
             raise InvalidArgumentError(f"state key {key!r} is not a string")
-        if "\x00" in key:
-            raise InvalidArgumentError(f"state key {key!r} contains NUL (\\x00)")
+        problem = _text_problem(key)
+        if problem:
+            raise InvalidArgumentError(f"state key {key!r} {problem}")
         found = _check(value, key) or found
     return found
 

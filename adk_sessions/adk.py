@@ -36,6 +36,7 @@ Deliberate differences from google-adk's database services:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
@@ -53,7 +54,12 @@ from ._adk_compat import ListSessionsResponse as AdkListSessionsResponse
 from ._adk_compat import Session as AdkSession
 from ._adk_compat import SessionNotFoundError as AdkSessionNotFoundError
 from ._models import Event, Session
-from .errors import SessionExistsError, SessionNotFoundError, StaleSessionError
+from .errors import (
+    InvalidArgumentError,
+    SessionExistsError,
+    SessionNotFoundError,
+    StaleSessionError,
+)
 
 if TYPE_CHECKING:
     from adk_sessions import SessionService
@@ -93,12 +99,33 @@ def _core_url(url: str) -> str:
     return f"{base}://{rest}"
 
 
+def _check_finite(state: dict[str, Any]) -> None:
+    """Refuse ``NaN``/``Infinity`` anywhere in a state mapping, naming the top-level key.
+
+    google-adk's JSON conversion would store them as ``null`` while the caller's session keeps
+    the float; nothing can store them faithfully, so they are an error before anything changes.
+    """
+    for key, value in state.items():
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, float) and not math.isfinite(item):
+                raise InvalidArgumentError(
+                    f"state key {key!r}: {item!r} cannot be stored (JSON has no NaN/Infinity)"
+                )
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, (list, tuple, set, frozenset)):
+                stack.extend(item)
+
+
 def _json_safe(state: dict[str, Any]) -> dict[str, Any]:
     """Convert state values to JSON the way google-adk's database services do.
 
     Rich values (datetimes, pydantic models, sets, ...) are converted faithfully; values that
     cannot be (callables, ...) are replaced by their ``repr`` and a warning is logged.
     """
+    _check_finite(state)
     try:
         return cast("dict[str, Any]", to_jsonable_python(state))
     except Exception:
@@ -430,10 +457,9 @@ class AdkSessionService(BaseSessionService):
         """
         if event.partial:
             return event
+        if event.actions and event.actions.state_delta:
+            _check_finite(event.actions.state_delta)
         core = await self._core()
-        compat.apply_temp_state(self, session, event)
-        event = compat.trim_temp_delta_state(self, event)
-
         revision = _revision(compat.get_marker(session))
         last_update_time = session.last_update_time
         if revision is None:
@@ -445,14 +471,29 @@ class AdkSessionService(BaseSessionService):
             last_update_time=last_update_time,
             revision=revision,
         )
+        # The core stores the event without its temp: keys; the caller's event and session
+        # change only once it is stored, so a failed append leaves both as they were and can be
+        # retried with the same event.
         try:
-            stored = await core.append_event(target, from_adk_event(event))
+            await core.append_event(target, from_adk_event(event))
         except StaleSessionError as exc:
             raise compat.StaleSessionError(compat.STALE_SESSION_MESSAGE) from exc
         except SessionNotFoundError as exc:
             raise AdkSessionNotFoundError(f"Session {session.id} not found.") from exc
+        except BaseException:
+            # A cancellation that landed after COMMIT: the core advanced ``target``; the
+            # caller's session must move with it before the cancellation goes on.
+            if target.revision != revision:
+                self._advance(session, event, target)
+            raise
+        return self._advance(session, event, target)
+
+    def _advance(self, session: AdkSession, event: AdkEvent, target: Session) -> AdkEvent:
+        """Move the caller's session and event on after the core stored the event."""
+        compat.apply_temp_state(self, session, event)
+        event = compat.trim_temp_delta_state(self, event)
         if not event.id:
-            event.id = stored.id
+            event.id = target.events[-1].id
         session.last_update_time = target.last_update_time
         compat.set_marker(session, _marker(target.revision))
         return compat.commit_event_to_session(self, session, event)

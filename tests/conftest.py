@@ -25,6 +25,9 @@ import pytest
 import adk_sessions
 from adk_sessions import SessionService
 from adk_sessions._pgcluster import PostgresUnavailable, throwaway_postgres
+from adk_sessions._queries import quote_identifier
+
+from ._pgbouncer import throwaway_pgbouncer
 
 BACKENDS = ("sqlite", "postgres")
 
@@ -39,7 +42,7 @@ def _has_google_adk() -> bool:
 
 
 collect_ignore = [] if _has_google_adk() else ["adk"]
-_TABLES = "adk_events, adk_sessions, adk_user_states, adk_app_states"
+_TABLES = ("adk_events", "adk_sessions", "adk_user_states", "adk_app_states")
 
 
 @pytest.fixture(scope="session")
@@ -131,24 +134,71 @@ def _pg_shared_url(create_pg_database: Callable[[str], Coroutine[Any, Any, str]]
     return asyncio.run(create_pg_database("shared"))
 
 
-@pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of an empty database: a new SQLite file, or the truncated PostgreSQL one."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'sessions.db'}"
-    url: str = request.getfixturevalue("_pg_shared_url")
+# An awkward schema name for the tables behind PgBouncer: quotes, a space, a semicolon.
+PGBOUNCER_SCHEMA = 'odd "schema"; name'
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_port(pg_dsn: str) -> Iterator[int]:
+    """A throwaway PgBouncer in transaction pooling mode in front of the test server.
+
+    Missing ``pgbouncer`` skips the tests through it, unless ``ADK_SESSIONS_REQUIRE_PGBOUNCER=1``
+    (set by ``.ci/run``, which installs it) turns that into a failure.
+    """
+    try:
+        with throwaway_pgbouncer(pg_dsn) as port:
+            yield port
+    except PostgresUnavailable as exc:
+        if os.environ.get("ADK_SESSIONS_REQUIRE_PGBOUNCER") == "1":
+            pytest.fail(f"ADK_SESSIONS_REQUIRE_PGBOUNCER=1 but no PgBouncer: {exc}")
+        pytest.skip(f"no PgBouncer: {exc}")
+
+
+@pytest.fixture(scope="session")
+def _pgbouncer_url(
+    pgbouncer_port: int, create_pg_database: Callable[[str], Coroutine[Any, Any, str]]
+) -> str:
+    """A database reached through PgBouncer, its tables in :data:`PGBOUNCER_SCHEMA`."""
+    direct = asyncio.run(create_pg_database("pgbouncer"))
+    parts = urllib.parse.urlsplit(direct)
+    query = urllib.parse.urlencode({"pgbouncer": "true", "schema": PGBOUNCER_SCHEMA})
+    netloc = f"{parts.username or 'postgres'}@127.0.0.1:{pgbouncer_port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _empty(url: str, *, schema: str = "public") -> None:
+    """Migrate (on first use) and truncate every table of ``schema``."""
 
     async def empty() -> None:
         async with adk_sessions.connect(url):  # migrates on first use, so the tables exist
             pass
-        conn = await asyncpg.connect(url)
+        # statement_cache_size=0: the URL may lead through PgBouncer in transaction mode.
+        conn = await asyncpg.connect(url.split("?", 1)[0], statement_cache_size=0)
         try:
-            await conn.execute(f"TRUNCATE {_TABLES}")
+            tables = ", ".join(f"{quote_identifier(schema)}.{table}" for table in _TABLES)
+            await conn.execute(f"TRUNCATE {tables}")
         finally:
             await conn.close()
 
     asyncio.run(empty())
+
+
+def _backend_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'sessions.db'}"
+    if backend == "pgbouncer":
+        url: str = request.getfixturevalue("_pgbouncer_url")
+        _empty(url, schema=PGBOUNCER_SCHEMA)
+    else:
+        url = request.getfixturevalue("_pg_shared_url")
+        _empty(url)
     return url
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database: a new SQLite file, or the truncated PostgreSQL one."""
+    return _backend_url(request, request.param, tmp_path)
 
 
 @pytest.fixture

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import urllib.parse
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 import adk_sessions
@@ -41,10 +43,20 @@ async def test_missing_postgres_database_is_storage_error(pg_dsn: str) -> None:
     assert info.value.__cause__ is not None
 
 
-async def test_unopenable_sqlite_file_is_storage_error(tmp_path: Path) -> None:
-    """An SQLite path in a missing directory raises StorageError with sqlite3's cause."""
-    with pytest.raises(StorageError) as info:
+async def test_sqlite_path_in_missing_directory_is_invalid(tmp_path: Path) -> None:
+    """An SQLite path whose directory does not exist is an InvalidArgumentError naming it, and
+    nothing is created anywhere (issue 8: never a new file somewhere else)."""
+    with pytest.raises(InvalidArgumentError, match="missing"):
         await adk_sessions.connect(f"sqlite:///{tmp_path}/missing/dir/x.db")
+    assert os.listdir(tmp_path) == []
+
+
+async def test_unopenable_sqlite_file_is_storage_error(tmp_path: Path) -> None:
+    """An SQLite path that cannot be opened (a directory) raises StorageError with sqlite3's
+    cause."""
+    (tmp_path / "adir.db").mkdir()
+    with pytest.raises(StorageError) as info:
+        await adk_sessions.connect(f"sqlite:///{tmp_path}/adir.db")
     assert info.value.__cause__ is not None
 
 
@@ -98,3 +110,71 @@ async def test_postgres_url_aliases(pg_dsn: str) -> None:
     for scheme in ("postgres", "postgresql+asyncpg"):
         async with adk_sessions.connect(f"{scheme}://{rest}", migrate=False) as service:
             assert service.dialect == "postgres"
+
+
+async def test_sqlite_url_parameters_are_options(tmp_path: Path) -> None:
+    """Options given as SQLite URL parameters are honoured like keyword options."""
+    url = f"sqlite:///{tmp_path}/p.db?synchronous=normal&busy_timeout=2.5&max_readers=2"
+    async with adk_sessions.connect(url) as service:
+        await service.create_session(app_name="a", user_id="u")
+        assert len(service._dialect._readers.all) == 2  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("query", "match"),
+    [
+        ("mod=ro", "unknown parameter"),
+        ("mode=ro&mode=rw", "given twice"),
+        ("max_readers=two", "max_readers"),
+        ("mode=rx", "mode"),
+    ],
+)
+async def test_bad_sqlite_url_parameters_are_invalid(
+    tmp_path: Path, query: str, match: str
+) -> None:
+    """A misspelt, repeated or malformed SQLite URL parameter is an InvalidArgumentError naming
+    it, and no file is created."""
+    with pytest.raises(InvalidArgumentError, match=match):
+        await adk_sessions.connect(f"sqlite:///{tmp_path}/p.db?{query}")
+    assert os.listdir(tmp_path) == []
+
+
+async def test_url_parameter_and_option_must_agree(tmp_path: Path) -> None:
+    """The same option given in the URL and as a keyword with another value is refused."""
+    with pytest.raises(InvalidArgumentError, match="max_readers"):
+        await adk_sessions.connect(f"sqlite:///{tmp_path}/p.db?max_readers=2", max_readers=3)
+
+
+async def test_sqlite_read_only_never_creates_or_writes(tmp_path: Path) -> None:
+    """mode=ro: a missing file is not created; an existing one is read, never migrated, and
+    writes raise StorageError."""
+    with pytest.raises(StorageError):
+        await adk_sessions.connect(f"sqlite:///{tmp_path}/none.db?mode=ro")
+    assert not (tmp_path / "none.db").exists()
+    async with adk_sessions.connect(f"sqlite:///{tmp_path}/x.db") as service:
+        s = await service.create_session(app_name="a", user_id="u", session_id="s")
+    async with adk_sessions.connect(f"sqlite:///{tmp_path}/x.db?mode=ro") as service:
+        got = await service.get_session(app_name="a", user_id="u", session_id="s")
+        assert got == s
+        with pytest.raises(StorageError, match="readonly"):
+            await service.create_session(app_name="a", user_id="u")
+        with pytest.raises(StorageError, match="readonly"):
+            await service.append_event(s, adk_sessions.Event(author="x"))
+        assert (await service.status())["sessions"] == 1
+
+
+async def test_postgres_url_parameters(create_pg_database: Any) -> None:
+    """PostgreSQL URL parameters: ours are pool options, others reach the server as settings,
+    and an unknown one is refused by the server by name (never dropped)."""
+    url = await create_pg_database("params")
+    async with adk_sessions.connect(f"{url}?max_size=3&min_size=3&application_name=adk-test"):
+        admin = await asyncpg.connect(url)
+        try:
+            named = await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'adk-test'"
+            )
+        finally:
+            await admin.close()
+    assert named == 3
+    with pytest.raises(StorageError, match="no_such_setting"):
+        await adk_sessions.connect(f"{url}?no_such_setting=1")

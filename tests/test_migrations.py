@@ -170,7 +170,7 @@ async def test_concurrent_connects_migrate_once(
 
     async def connect_one() -> int:
         async with adk_sessions.connect(url) as service:
-            return (await service.status())["schema_version"]
+            return int((await service.status())["schema_version"])
 
     versions = await asyncio.wait_for(asyncio.gather(*(connect_one() for _ in range(5))), TIMEOUT)
     assert versions == [KNOWN] * 5

@@ -20,6 +20,7 @@ from adk_sessions.errors import (
     SessionNotFoundError,
     StaleSessionError,
     StorageError,
+    StorageUnavailableError,
 )
 
 MODULES = [adk_sessions, adk_sessions.errors]
@@ -63,6 +64,7 @@ def test_pinned_names_exported() -> None:
         "InvalidArgumentError",
         "SchemaError",
         "StorageError",
+        "StorageUnavailableError",
     }
 
 
@@ -75,6 +77,7 @@ def test_pinned_names_exported() -> None:
         InvalidArgumentError,
         SchemaError,
         StorageError,
+        StorageUnavailableError,
     ],
 )
 def test_every_error_derives_from_the_root(error: type[Exception]) -> None:
@@ -113,6 +116,12 @@ def test_errors_are_distinct_leaves(error: type[Exception]) -> None:
         StorageError,
     } - {error}
     assert not any(issubclass(error, other) for other in others)
+
+
+def test_unavailable_is_a_storage_error() -> None:
+    """StorageUnavailableError (a retry may succeed) is caught by ``except StorageError``."""
+    assert issubclass(StorageUnavailableError, StorageError)
+    assert not issubclass(StorageUnavailableError, (ValueError, LookupError))
 
 
 def test_errors_without_a_mixin_are_not_value_or_lookup_errors() -> None:

@@ -9,8 +9,22 @@ CREATE TABLE IF NOT EXISTS adk_schema_migrations (
 )
 
 -- name: lock_migrations!
--- Serialise concurrent migrators until the end of the transaction.
-SELECT pg_advisory_xact_lock(:key)
+-- Serialise concurrent migrators of one schema until the end of the transaction, and remember
+-- that schema's name for create_schema (transaction-local, so poolers may share the connection).
+SELECT pg_advisory_xact_lock(:key), set_config('adk_sessions.schema', :schema, true)
+
+-- name: create_schema!
+-- Create the schema the tables live in (connect(schema=...)), named by lock_migrations, unless it
+-- exists ("public" always does). %I and quote_ident quote the name as an identifier.
+DO $$
+BEGIN
+    -- Only when missing: CREATE SCHEMA checks the CREATE privilege on the database even for one
+    -- that exists, which an application role often lacks.
+    IF to_regnamespace(quote_ident(current_setting('adk_sessions.schema'))) IS NULL THEN
+        EXECUTE format('CREATE SCHEMA %I', current_setting('adk_sessions.schema'));
+    END IF;
+END
+$$
 
 -- name: migrations_table_exists$
 -- Whether any migration was ever applied (no lock, no DDL: safe with migrate=False).

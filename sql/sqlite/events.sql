@@ -26,10 +26,15 @@ UPDATE adk_sessions
 SET state = adk_merge(state, :session_delta), revision = :seq, update_time = :update_time
 WHERE app_name = :app_name AND user_id = :user_id AND id = :session_id
 
+-- name: get_event_at^
+-- The event stored at one position of a session (to recognise a retried append).
+SELECT id, event FROM adk_events
+WHERE app_name = :app_name AND user_id = :user_id AND session_id = :session_id AND seq = :seq
+
 -- name: get_events
 -- Events up to a revision, newest first: the last :limit (NULL: all), optionally only those
 -- with timestamp >= :after. Walks the primary key backwards, so it reads O(limit) rows.
-SELECT event FROM adk_events
+SELECT seq, event FROM adk_events
 WHERE app_name = :app_name AND user_id = :user_id AND session_id = :session_id
   AND seq <= :max_seq
   AND (:after IS NULL OR timestamp >= :after)

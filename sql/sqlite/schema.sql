@@ -10,8 +10,12 @@ CREATE TABLE IF NOT EXISTS adk_schema_migrations (
 
 -- name: lock_migrations!
 -- BEGIN IMMEDIATE already holds the database's write lock, which serialises migrators; this
--- statement only reads the key so that both dialects take the same parameters.
-SELECT :key
+-- statement only reads the key and schema so that both dialects take the same parameters.
+SELECT :key, :schema
+
+-- name: create_schema!
+-- A SQLite database is one schema: nothing to create.
+SELECT 1
 
 -- name: migrations_table_exists$
 -- Whether any migration was ever applied (no lock, no DDL: safe with migrate=False).
