@@ -29,7 +29,6 @@ import abc
 import argparse
 import datetime
 import json
-import pickle
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,7 +38,6 @@ import aiosqlite
 import anyio
 import asyncpg
 import attrs
-import pydantic
 
 import adk_sessions
 
@@ -295,10 +293,10 @@ def _legacy_event(read: _LegacyReader, session: _SourceSession, row: Sequence[An
         columns[name] = None if values[name] is None else _json(values[name])
     try:
         return read(columns, None if values["actions"] is None else bytes(values["actions"]))
-    except (pickle.UnpicklingError, pydantic.ValidationError) as exc:
+    except Exception as exc:  # a refused or broken pickle, or fields google-adk rejects
         raise InvalidArgumentError(
             f"unreadable event {values['id']!r} of session {session.id!r} (google-adk schema "
-            f"v0): {exc}"
+            f"v0): {type(exc).__name__}: {exc}"
         ) from exc
 
 

@@ -8,6 +8,7 @@ import datetime
 import hashlib
 import pickle
 import sqlite3
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from google.adk.sessions.sqlite_session_service import SqliteSessionService
 from google.genai import types
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import adk_sessions
 from adk_sessions._import_adk import ImportCounts, add_import_parser, import_adk
 from adk_sessions.adk import AdkSessionService
 from adk_sessions.errors import InvalidArgumentError
@@ -289,14 +291,8 @@ class _Code:
         return (print, ("unpickled",))
 
 
-@pytest.mark.parametrize(
-    ("actions", "refusal"),
-    [(_Code(), "refused to load builtins.print"), ({"k": 1}, "a pickled action holds a dict")],
-)
-async def test_legacy_actions_that_are_not_event_actions_are_refused(
-    tmp_path: Path, db_url: str, actions: object, refusal: str
-) -> None:
-    """A v0 event whose pickled actions hold code or no EventActions is refused, not run."""
+async def _legacy_source(tmp_path: Path) -> Path:
+    """A v0 SQLite database with one session ("s") and one event, written by google-adk."""
     path = tmp_path / "adk_v0.db"
     adk_url = f"sqlite+aiosqlite:///{path}"
     await _create_legacy_tables(adk_url)
@@ -304,9 +300,39 @@ async def test_legacy_actions_that_are_not_event_actions_are_refused(
     session = await adk.create_session(app_name=APP, user_id="ann", session_id="s")
     await adk.append_event(session, Event(invocation_id="inv", author="user"))
     await _close(adk)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("actions", "refusal"),
+    [
+        (pickle.dumps(_Code()), "refused to load builtins.print"),
+        (pickle.dumps({"k": 1}), "a pickled action holds a dict"),
+        (b"not a pickle", "UnpicklingError"),
+    ],
+)
+async def test_legacy_actions_that_are_not_event_actions_are_refused(
+    tmp_path: Path, db_url: str, actions: bytes, refusal: str
+) -> None:
+    """A v0 event whose actions hold code, no EventActions or no pickle is refused, not run."""
+    path = await _legacy_source(tmp_path)
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-        conn.execute("UPDATE events SET actions = ?", (pickle.dumps(actions),))
+        conn.execute("UPDATE events SET actions = ?", (actions,))
     with pytest.raises(InvalidArgumentError, match=f"event .* of session 's'.*{refusal}"):
         await import_adk(str(path), db_url)
     async with AdkSessionService(db_url) as ours:
         assert await ours.get_session(app_name=APP, user_id="ann", session_id="s") is None
+
+
+async def test_legacy_source_without_google_adk_is_refused(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without google-adk installed a v0 source is refused up front, naming the extra."""
+    path = await _legacy_source(tmp_path)
+    # As if google-adk were missing: importing the compatibility module fails.
+    monkeypatch.delattr(adk_sessions, "_adk_compat")
+    monkeypatch.setitem(sys.modules, "adk_sessions._adk_compat", None)
+    with pytest.raises(InvalidArgumentError, match=r"legacy schema \(v0\).*adk-sessions\[adk\]"):
+        await import_adk(str(path), db_url)
+    async with AdkSessionService(db_url) as ours:
+        assert (await ours.list_sessions(app_name=APP)).sessions == []
