@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import urllib.parse
 from collections.abc import Callable, Generator, Mapping
 from types import TracebackType
@@ -18,19 +20,25 @@ __all__ = ("DEFAULT_URL", "connect", "redact", "sqlite_location")
 
 DEFAULT_URL = "sqlite:///adk_sessions.db"
 
+_log = logging.getLogger("adk_sessions")
+# libpq also takes the password as a URL parameter.
+_QUERY_PASSWORD = re.compile(r"((?:^|&)password=)[^&]*", re.IGNORECASE)
+
 # SQLAlchemy-style driver suffixes are accepted so google-adk's DatabaseSessionService URLs work.
 _SQLITE_SCHEMES = ("sqlite", "sqlite+aiosqlite")
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 
 
 def redact(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***`` (for messages and logs)."""
+    """Return ``url`` with its password (``user:pw@`` or ``?password=``) as ``***``."""
     try:
         parts = urllib.parse.urlsplit(url)
-        if parts.password is None:
+        netloc, query = parts.netloc, _QUERY_PASSWORD.sub(r"\1***", parts.query)
+        if parts.password is not None:
+            netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+        if (netloc, query) == (parts.netloc, parts.query):
             return url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
     except ValueError:
         return "<unparseable URL>"
 
@@ -160,17 +168,31 @@ async def _open_dialect(url: str, options: dict[str, Any]) -> Dialect:
 
 
 async def _open(url: str, migrate: bool, options: dict[str, Any]) -> SessionService:
+    trace_ids = options.pop("trace_ids", False)  # the service's option, not the dialect's
     dialect = await _open_dialect(url, options)
-    service = SessionService(dialect)
     try:
+        service = SessionService(dialect, trace_ids=trace_ids)
         if migrate and not dialect.read_only:
-            await service.migrate()
+            applied = await service.migrate()
+            version = len(dialect.migrations)  # migrate() brought it to the newest
         else:
-            check_version(dialect, await schema_version(dialect))
+            applied, version = [], await schema_version(dialect)
+            check_version(dialect, version)
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await service.close()
+            await dialect.close()
         raise
+    _log.info(
+        "opened %s (%s%s%s), schema version %d%s",
+        redact(url),
+        dialect.name,
+        f", tables in schema {dialect.schema!r}"
+        if dialect.schema not in ("main", "public")
+        else "",
+        ", read-only" if dialect.read_only else "",
+        version,
+        f" (applied {applied})" if applied else "",
+    )
     return service
 
 
@@ -217,13 +239,14 @@ def connect(url: str = DEFAULT_URL, *, migrate: bool = True, **options: Any) -> 
             read-only, nothing is created, migrated or written). PostgreSQL: asyncpg pool
             options, ``min_size`` (1), ``max_size`` (10), ``command_timeout``,
             ``connect_timeout``, ``statement_cache_size``, ``server_settings``, ``ssl``, ...
+            Both: ``trace_ids`` (False): put user and session ids on OpenTelemetry spans.
 
     URL query parameters are honoured or rejected, never dropped: the options above can be
     given in the URL too (``sqlite:///x.db?mode=ro``, ``postgresql://...?max_size=20``; both
     ways at once must agree). Any other parameter of a SQLite URL is an
     ``InvalidArgumentError``; any other parameter of a PostgreSQL URL goes to asyncpg, which
     reads libpq's (``sslmode``, ...) and sends the rest to the server as settings
-    (``application_name``, ...), which the server applies or refuses by name.
+    (``application_name``, ...); one the server refuses is an ``InvalidArgumentError``.
 
     Returns:
         An awaitable async context manager giving the service.

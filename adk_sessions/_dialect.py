@@ -169,6 +169,8 @@ class Dialect(abc.ABC):
             work instead of timing it.
         read_only: Opened read-only (SQLite's ``mode=ro``): never migrated, writes fail.
         schema: Where the tables live (PostgreSQL's ``schema=NAME``; SQLite's is ``main``).
+        batch_pause: Seconds a long series of write transactions (a prune's batches) rests
+            between two of them, so that writers of other processes get their turn.
     """
 
     name: str
@@ -177,6 +179,7 @@ class Dialect(abc.ABC):
     round_trips: int = 0
     read_only: bool = False
     schema: str = "main"
+    batch_pause: float = 0.0
 
     @abc.abstractmethod
     def reader(self) -> AbstractAsyncContextManager[Connection]:

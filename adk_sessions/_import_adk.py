@@ -7,16 +7,22 @@ user state, session and event is copied; the source is only read (SQLite opened 
 PostgreSQL in a ``READ ONLY`` transaction), from one snapshot (``REPEATABLE READ`` on PostgreSQL;
 on SQLite a read transaction, during which writers to the source wait, so run the import while
 the agents are stopped). Reruns copy nothing twice: a session that exists in the target is
-skipped, and app/user state is written only for apps/users that got a new session in this run or
-whose scope in the target is still empty.
+skipped.
+
+App and user state never silently replace what the target holds. Before anything is written,
+every app and user scope of the source is compared with the target's: a key the target holds
+with another value is a conflict, and by default the import refuses to start, naming the
+conflicts. ``on_state_conflict="overwrite"`` (``--overwrite-state``) lets the source's values
+win; ``"keep"`` (``--keep-state``) keeps the target's. Either way keys the target lacks are added,
+and keys only the target has are left alone (scopes are merged key by key, never replaced).
 
 Why this module holds SQL (the codebase otherwise keeps all SQL in ``sql/<dialect>/*.sql``): the
 statements read google-adk's schema, not ours; they differ between the four source layouts (a
 ``DATETIME`` text column, a ``REAL`` column or a PostgreSQL ``timestamp``, which column breaks
 ties between events, an event as one JSON column or one column per field), so they are not "the
-same query per dialect"; and ``sql/<dialect>/`` is
-loaded whole into the service's typed query set, which must not hold queries for a foreign schema.
-The queries are short, read-only, and listed together below.
+same query per dialect"; and ``sql/<dialect>/`` is loaded whole into the service's typed query
+set, which must not hold queries for a foreign schema. The queries are short, read-only, and
+listed together below.
 
 Schema v0 stores each event's actions as a pickled google-adk ``EventActions``: reading it needs
 google-adk (the ``[adk]`` extra) and goes through a restricted unpickler that resolves data types
@@ -29,10 +35,10 @@ import abc
 import argparse
 import datetime
 import json
+import sqlite3
 import sys
-import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import IO, Any, Protocol
+from typing import IO, Any, Literal, Protocol
 
 import aiosqlite
 import anyio
@@ -41,10 +47,21 @@ import attrs
 
 import adk_sessions
 
+from ._connect import sqlite_location
 from ._models import Event
+from ._progress import bar
 from .errors import AdkSessionsError, InvalidArgumentError, SessionExistsError, StorageError
 
-__all__ = ("ImportCounts", "add_import_parser", "import_adk", "run_import")
+__all__ = (
+    "ImportCounts",
+    "StateConflictError",
+    "add_import_parser",
+    "holds_google_adk_tables",
+    "import_adk",
+    "run_import",
+)
+
+OnStateConflict = Literal["refuse", "overwrite", "keep"]
 
 _PAGE = 200
 
@@ -141,6 +158,10 @@ class ImportCounts:
         sessions: Sessions created.
         events: Events copied (with the sessions created).
         skipped_sessions: Sessions that already existed in the target (not touched).
+        overwritten_values: State values of the target replaced by the source's (only with
+            ``on_state_conflict="overwrite"``).
+        kept_values: State values of the target kept although the source had others (only
+            with ``on_state_conflict="keep"``).
     """
 
     app_states: int = 0
@@ -148,6 +169,8 @@ class ImportCounts:
     sessions: int = 0
     events: int = 0
     skipped_sessions: int = 0
+    overwritten_values: int = 0
+    kept_values: int = 0
 
     def summary(self) -> str:
         """Return the one-line summary the command prints.
@@ -159,10 +182,47 @@ class ImportCounts:
         def n(count: int, noun: str) -> str:
             return f"{count} {noun}{'' if count == 1 else 's'}"
 
-        return (
+        line = (
             f"imported {n(self.app_states, 'app state')}, {n(self.user_states, 'user state')}, "
             f"{n(self.sessions, 'session')}, {n(self.events, 'event')}; "
             f"skipped {n(self.skipped_sessions, 'existing session')}"
+        )
+        if self.overwritten_values:
+            line += f"; overwrote {n(self.overwritten_values, 'state value')} of the target"
+        if self.kept_values:
+            line += f"; kept {n(self.kept_values, 'state value')} of the target"
+        return line
+
+
+@attrs.frozen(kw_only=True)
+class _Conflict:
+    """A state key both databases hold, with different values."""
+
+    scope: str
+    key: str
+    target: Any
+    source: Any
+
+
+class StateConflictError(InvalidArgumentError):
+    """The target's app or user state holds other values than the source's for some keys.
+
+    Nothing was written. Attributes:
+        conflicts: ``(scope, key, target value, source value)`` for each conflicting key.
+    """
+
+    def __init__(self, conflicts: list[_Conflict]) -> None:
+        self.conflicts = [(c.scope, c.key, c.target, c.source) for c in conflicts]
+        shown = "; ".join(
+            f"{c.scope} {c.key!r}: {c.target!r} in the target, {c.source!r} in the source"
+            for c in conflicts[:5]
+        )
+        more = f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
+        super().__init__(
+            f"the target already holds other values for {len(conflicts)} state key(s): "
+            f"{shown}{more}. Nothing was written. Choose which values win: --overwrite-state "
+            "(the source's) or --keep-state (the target's); in Python "
+            'on_state_conflict="overwrite" or "keep"'
         )
 
 
@@ -445,6 +505,51 @@ class _PostgresSource(_Source):
                 await self._conn.close()
 
 
+async def holds_google_adk_tables(url: str) -> bool:
+    """Whether a database holds google-adk's own ``sessions`` and ``events`` tables.
+
+    A read-only look, for hints (``adk-sessions status`` on a google-adk database): nothing is
+    ever created, and a database that cannot be opened answers False.
+
+    Args:
+        url: A ``sqlite://`` or ``postgresql://`` URL (SQLAlchemy-style driver suffixes too).
+
+    Returns:
+        True when both tables exist.
+    """
+    try:
+        sqlite = sqlite_location(url)
+    except InvalidArgumentError:
+        return False
+    if sqlite is not None:
+        path = sqlite[0]
+        if path == ":memory:" or not await anyio.Path(path).is_file():
+            return False
+        try:
+            uri = (await anyio.Path(path).resolve()).as_uri() + "?mode=ro"
+            async with aiosqlite.connect(uri, uri=True) as conn:
+                for table in ("sessions", "events"):
+                    found = await (await conn.execute(_SQLITE_HAS_TABLE, (table,))).fetchone()
+                    if found is None:
+                        return False
+        except sqlite3.Error:
+            return False
+        return True
+    scheme, _, rest = url.partition("://")
+    if scheme.split("+", 1)[0].lower() not in ("postgresql", "postgres"):
+        return False
+    try:
+        pg = await asyncpg.connect(f"postgresql://{rest}")
+    except Exception:  # best effort: no hint
+        return False
+    try:
+        return bool(await pg.fetchval(_PG_HAS_TABLES))
+    except Exception:  # best effort: no hint
+        return False
+    finally:
+        await pg.close()
+
+
 async def _open_source(url: str) -> _Source:
     """Open a google-adk database given as a SQLAlchemy-style URL or a SQLite file path."""
     if "://" not in url:
@@ -466,37 +571,12 @@ class _Progress(Protocol):
     def __call__(self, done: int, total: int, events: int) -> None: ...
 
 
-class _TerminalProgress:
-    """Progress on a stream: one rewritten line on a terminal, a line per 10% otherwise."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self._stream = stream
-        self._tty = stream.isatty()
-        self._last = 0.0
-        self._last_tenth = -1
-
-    def __call__(self, done: int, total: int, events: int) -> None:
-        line = f"import-adk: {done}/{total} sessions, {events} events"
-        if self._tty:
-            now = time.monotonic()
-            if done == total or now - self._last >= 0.1:
-                self._last = now
-                end = "\n" if done == total else ""
-                self._stream.write(f"\r{line}{end}")
-                self._stream.flush()
-            return
-        tenth = done * 10 // total if total else 10
-        if tenth != self._last_tenth:
-            self._last_tenth = tenth
-            self._stream.write(line + "\n")
-            self._stream.flush()
-
-
 async def import_adk(
     source_url: str,
     target: str | adk_sessions.SessionService,
     *,
     progress: _Progress | None = None,
+    on_state_conflict: OnStateConflict = "refuse",
 ) -> ImportCounts:
     """Copy a google-adk session database into an adk_sessions database, idempotently.
 
@@ -505,32 +585,125 @@ async def import_adk(
             a plain SQLite file path, or ``postgresql://...`` (``postgresql+asyncpg`` too).
         target: The adk_sessions database URL (migrated on connect), or an open core service.
         progress: Called after each session with (sessions done, sessions total, events copied).
+        on_state_conflict: What to do when the target's app or user state holds another value
+            for a key the source has: ``"refuse"`` (raise before writing anything),
+            ``"overwrite"`` (the source's value wins) or ``"keep"`` (the target's value stays).
+            Keys the target lacks are added in every case.
 
     Returns:
         The counts of what was written and skipped.
 
     Raises:
+        StateConflictError: Conflicting state with ``on_state_conflict="refuse"``; nothing
+            was written.
         InvalidArgumentError: The source is not a google-adk session database (schema v0 or
             v1, or a ``SqliteSessionService`` file), or one of its events is unreadable.
         StorageError: A database cannot be reached or fails.
     """
+    if on_state_conflict not in ("refuse", "overwrite", "keep"):
+        raise InvalidArgumentError(
+            f"on_state_conflict must be 'refuse', 'overwrite' or 'keep', not {on_state_conflict!r}"
+        )
     source = await _open_source(source_url)
     try:
         if isinstance(target, str):
             async with await adk_sessions.connect(target) as service:
-                return await _copy(source, service, progress)
-        return await _copy(source, target, progress)
+                return await _copy(source, service, progress, on_state_conflict)
+        return await _copy(source, target, progress, on_state_conflict)
     finally:
         await source.close()
 
 
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality (``1`` and ``True``, ``1`` and ``1.0`` differ)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+@attrs.frozen(kw_only=True)
+class _ScopeWrite:
+    """What one target scope must hold after the import, and how it differs from now.
+
+    Attributes:
+        final: The value of every key the source's scope has, as the target must end with
+            them (the source's, or the target's where it is kept).
+        delta: Of ``final``, the keys whose value the target does not hold yet.
+        overwritten: Target values the source's replace.
+        kept: Target values kept although the source has others.
+        conflicts: The keys both hold with different values.
+    """
+
+    final: dict[str, Any]
+    delta: dict[str, Any]
+    overwritten: int
+    kept: int
+    conflicts: list[_Conflict]
+
+
+def _plan_scope(
+    label: str, source: Mapping[str, Any], target: Mapping[str, Any], mode: OnStateConflict
+) -> _ScopeWrite:
+    """Compare a source scope with the target's: the keys to write, and the conflicts."""
+    final: dict[str, Any] = {}
+    delta: dict[str, Any] = {}
+    conflicts = []
+    for key, value in source.items():
+        final[key] = value
+        if key not in target:
+            delta[key] = value
+        elif not _same(target[key], value):
+            conflicts.append(_Conflict(scope=label, key=key, target=target[key], source=value))
+            if mode == "overwrite":
+                delta[key] = value
+            else:
+                final[key] = target[key]
+    return _ScopeWrite(
+        final=final,
+        delta=delta,
+        overwritten=len(conflicts) if mode == "overwrite" else 0,
+        kept=len(conflicts) if mode == "keep" else 0,
+        conflicts=conflicts,
+    )
+
+
+async def _plan_scopes(
+    source: _Source, target: adk_sessions.SessionService, mode: OnStateConflict
+) -> dict[tuple[str, str], _ScopeWrite]:
+    """Plan every scope write before anything is written; refuse on conflicts if asked.
+
+    Returns:
+        By (app, "") for app scopes and (app, user) for user scopes: the writes to make.
+    """
+    plans: dict[tuple[str, str], _ScopeWrite] = {}
+    for app_name, state in await source.app_states():
+        if state:
+            current = await target.get_app_state(app_name=app_name)
+            plans[(app_name, "")] = _plan_scope(f"app {app_name!r}", state, current, mode)
+    cursor = ("", "")
+    while user_page := await source.user_states(cursor):
+        for app_name, user_id, state in user_page:
+            cursor = (app_name, user_id)
+            if state:
+                current = await target.get_user_state(app_name=app_name, user_id=user_id)
+                label = f"app {app_name!r} user {user_id!r}"
+                plans[(app_name, user_id)] = _plan_scope(label, state, current, mode)
+    conflicts = [c for plan in plans.values() for c in plan.conflicts]
+    if conflicts and mode == "refuse":
+        raise StateConflictError(conflicts)
+    return plans
+
+
 async def _copy(
-    source: _Source, target: adk_sessions.SessionService, progress: _Progress | None
+    source: _Source,
+    target: adk_sessions.SessionService,
+    progress: _Progress | None,
+    mode: OnStateConflict,
 ) -> ImportCounts:
+    plans = await _plan_scopes(source, target, mode)
     _, _, total = await source.counts()
     sessions = events = skipped = 0
-    touched_apps: set[str] = set()
-    touched_users: set[tuple[str, str]] = set()
+    # Scopes the copied events' state deltas wrote to (create_session applies them, as
+    # append_event does): they get every key's final value again afterwards.
+    replayed: set[tuple[str, str]] = set()
     after = ("", "", "")
     done = 0
     if progress is not None:
@@ -563,35 +736,43 @@ async def _copy(
                 else:
                     sessions += 1
                     events += len(history)
-                    touched_apps.add(row.app_name)
-                    touched_users.add((row.app_name, row.user_id))
+                    replayed.update(_scopes_written(row, history))
             if progress is not None:
                 progress(done, total, events)
     app_states = user_states = 0
-    for app_name, state in await source.app_states():
-        if state and (
-            app_name in touched_apps or not await target.get_app_state(app_name=app_name)
-        ):
-            await _write_scopes(target, app_name, "", {f"app:{k}": v for k, v in state.items()})
+    for (app_name, user_id), plan in plans.items():
+        values = plan.final if (app_name, user_id) in replayed else plan.delta
+        if not values:
+            continue
+        prefix = "user:" if user_id else "app:"
+        await _write_scopes(
+            target, app_name, user_id, {f"{prefix}{k}": v for k, v in values.items()}
+        )
+        if user_id:
+            user_states += 1
+        else:
             app_states += 1
-    cursor = ("", "")
-    while user_page := await source.user_states(cursor):
-        for app_name, user_id, state in user_page:
-            cursor = (app_name, user_id)
-            if state and (
-                (app_name, user_id) in touched_users
-                or not await target.get_user_state(app_name=app_name, user_id=user_id)
-            ):
-                delta = {f"user:{k}": v for k, v in state.items()}
-                await _write_scopes(target, app_name, user_id, delta)
-                user_states += 1
     return ImportCounts(
         app_states=app_states,
         user_states=user_states,
         sessions=sessions,
         events=events,
         skipped_sessions=skipped,
+        overwritten_values=sum(plan.overwritten for plan in plans.values()),
+        kept_values=sum(plan.kept for plan in plans.values()),
     )
+
+
+def _scopes_written(row: _SourceSession, history: list[Event]) -> set[tuple[str, str]]:
+    """The (app, "") and (app, user) scopes a session's events have state deltas for."""
+    written = set()
+    for event in history:
+        for key in event.actions.state_delta:
+            if key.startswith("app:"):
+                written.add((row.app_name, ""))
+            elif key.startswith("user:"):
+                written.add((row.app_name, row.user_id))
+    return written
 
 
 async def _write_scopes(
@@ -623,7 +804,9 @@ def add_import_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Copy every app state, user state, session and event from a google-adk "
             "DatabaseSessionService (schema v0 or v1, PostgreSQL or SQLite) or "
             "SqliteSessionService database into an adk_sessions database. The source is only "
-            "read; a rerun copies nothing twice."
+            "read; a rerun copies nothing twice. When the target already holds other values "
+            "for some app or user state keys, nothing is written unless --overwrite-state or "
+            "--keep-state says which values win."
         ),
     )
     parser.add_argument(
@@ -634,7 +817,22 @@ def add_import_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "target_url", metavar="TARGET_URL", help="adk_sessions database URL (migrated on connect)"
     )
-    parser.set_defaults(func=run_import)
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument(
+        "--overwrite-state",
+        dest="on_state_conflict",
+        action="store_const",
+        const="overwrite",
+        help="where the target's app/user state has other values, the source's win",
+    )
+    choice.add_argument(
+        "--keep-state",
+        dest="on_state_conflict",
+        action="store_const",
+        const="keep",
+        help="where the target's app/user state has other values, the target's stay",
+    )
+    parser.set_defaults(func=run_import, on_state_conflict="refuse")
     return parser
 
 
@@ -650,13 +848,41 @@ def run_import(args: argparse.Namespace, *, stream: IO[str] | None = None) -> in
         when interrupted. Sessions copied before a failure stay copied; rerun to finish.
     """
     err = stream if stream is not None else sys.stderr
-    progress = _TerminalProgress(err)
+    progress = _Bar(err)
     try:
-        counts = anyio.run(lambda: import_adk(args.source_url, args.target_url, progress=progress))
+        counts = anyio.run(
+            lambda: import_adk(
+                args.source_url,
+                args.target_url,
+                progress=progress,
+                on_state_conflict=args.on_state_conflict,
+            )
+        )
     except AdkSessionsError as exc:
+        progress.close()
         err.write(f"adk-sessions import-adk: {type(exc).__name__}: {exc}\n")
         return 1
     except KeyboardInterrupt:
+        progress.close()
         return 130
+    progress.close()
     print(counts.summary())
     return 0
+
+
+class _Bar:
+    """``import-adk``'s progress callback: a progress bar of sessions, with the events copied."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._bar: Any = None
+
+    def __call__(self, done: int, total: int, events: int) -> None:
+        if self._bar is None:
+            self._bar = bar(what="import-adk", total=total, unit="sessions", stream=self._stream)
+        self._bar.set_postfix_str(f"{events} events", refresh=False)
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

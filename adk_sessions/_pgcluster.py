@@ -2,7 +2,8 @@
 
 Order of preference: PostgreSQL binaries on the machine (``initdb``/``pg_ctl``, run through
 ``runuser -u postgres`` when root, since PostgreSQL refuses to run as root), then the ``pgserver``
-package (a test extra).
+package (a test extra). :class:`PgCluster` also crashes and restarts its server, for the fault
+tests (``tests/faults/``).
 """
 
 from __future__ import annotations
@@ -11,14 +12,22 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ("PostgresUnavailable", "find_pg_bindir", "throwaway_postgres")
+__all__ = (
+    "PgCluster",
+    "PostgresUnavailable",
+    "find_pg_bindir",
+    "postgres_cluster",
+    "throwaway_postgres",
+)
 
 
 class PostgresUnavailable(RuntimeError):
@@ -48,71 +57,184 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@contextlib.contextmanager
-def _from_binaries(bindir: Path, *, fsync: bool) -> Iterator[str]:
-    as_root = hasattr(os, "geteuid") and os.geteuid() == 0
-    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
-    base = Path(tempfile.mkdtemp(prefix="adk-sessions-pg-"))
-    data, sockets = base / "data", base / "sock"
-    sockets.mkdir()
-    if as_root:
-        shutil.chown(base, "postgres")
-        shutil.chown(sockets, "postgres")
-    run = {"check": True, "capture_output": True, "text": True}
-    port = _free_port()
-    durable = "on" if fsync else "off"
-    options = (
-        f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c max_connections=200 "
-        f"-c fsync={durable} -c synchronous_commit={durable} -c full_page_writes={durable}"
-    )
-    try:
-        subprocess.run(
-            [
-                *prefix,
-                str(bindir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ],
-            **run,  # type: ignore[call-overload]
+class PgCluster:
+    """A PostgreSQL cluster of its own in a temporary folder, made with ``initdb``/``pg_ctl``.
+
+    It can be started, SIGKILLed (the postmaster, as a machine crash would) and started again on
+    the same port and data directory, which runs crash recovery. The fault tests use that; the
+    test suite and the benchmarks only start and remove it (:func:`throwaway_postgres`).
+
+    Attributes:
+        dsn: ``postgresql://`` DSN of the ``postgres`` database (trust authentication).
+        port: The TCP port on 127.0.0.1, the same for every start.
+        log: The server's log file.
+    """
+
+    def __init__(self, bindir: Path, *, fsync: bool = False) -> None:
+        """Create the data directory (``initdb``); the server is not started yet.
+
+        Args:
+            bindir: A folder holding ``initdb`` and ``pg_ctl``.
+            fsync: Keep durability on (``fsync``, ``synchronous_commit``).
+
+        Raises:
+            PostgresUnavailable: When ``initdb`` fails.
+        """
+        self._bindir = bindir
+        as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+        self._prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+        self._base = Path(tempfile.mkdtemp(prefix="adk-sessions-pg-"))
+        self._data = self._base / "data"
+        sockets = self._base / "sock"
+        sockets.mkdir()
+        if as_root:
+            shutil.chown(self._base, "postgres")
+            shutil.chown(sockets, "postgres")
+        self.port = _free_port()
+        self.log = self._base / "server.log"
+        self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        durable = "on" if fsync else "off"
+        self._options = (
+            f"-p {self.port} -k {sockets} -c listen_addresses=127.0.0.1 -c max_connections=200 "
+            f"-c fsync={durable} -c synchronous_commit={durable} -c full_page_writes={durable}"
         )
+        initdb = ["-D", str(self._data), "-U", "postgres", "-A", "trust", "-E", "UTF8"]
+        try:
+            self._run("initdb", [*initdb, "--locale=C", "--no-sync"])
+        except PostgresUnavailable:
+            self.remove()
+            raise
+
+    def _run(self, program: str, args: list[str]) -> None:
+        try:
+            subprocess.run(
+                [*self._prefix, str(self._bindir / program), *args],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+        except (OSError, subprocess.CalledProcessError) as exc:
+            detail = getattr(exc, "stderr", "") or str(exc)
+            if self.log.exists():
+                detail += "\n" + self.log.read_text(errors="replace")[-2000:]
+            raise PostgresUnavailable(
+                f"could not run {program} from {self._bindir}: {detail}"
+            ) from exc
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections (after crash recovery).
+
+        Raises:
+            PostgresUnavailable: When the server does not start.
+        """
+        options = ["-o", self._options, "-w", "-t", "60", "-l", str(self.log)]
+        self._run("pg_ctl", ["-D", str(self._data), *options, "start"])
+
+    def postmaster_pid(self) -> int:
+        """Return the process id of the running postmaster (from ``postmaster.pid``)."""
+        return int((self._data / "postmaster.pid").read_text().split()[0])
+
+    def kill(self, *, grace: float = 10.0) -> int:
+        """SIGKILL the postmaster, then wait until it and every server process are gone.
+
+        The backends notice their postmaster's death and exit on their own; any still alive
+        after ``grace`` seconds are SIGKILLed too, so that the next :meth:`start` finds no
+        process attached to the old shared memory.
+
+        Args:
+            grace: Seconds to wait for the server processes to exit.
+
+        Returns:
+            The number of server processes (postmaster included) that were running.
+        """
+        pid = self.postmaster_pid()
+        processes = [pid, *_children(pid)]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + grace
+        while any(_alive(p) and not _zombie(p) for p in processes):
+            if time.monotonic() > deadline:
+                for p in processes:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(p, signal.SIGKILL)
+            time.sleep(0.005)
+        # pg_ctl left the postmaster to init, which reaps it soon; until then its pid exists
+        # and a new postmaster takes the old lock file for one of a running server.
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if _alive(pid):  # an init that never reaps: the process is dead, its lock file stale
+            (self._data / "postmaster.pid").unlink()
+        return len(processes)
+
+    def stop(self) -> None:
+        """Stop the server at once (``pg_ctl -m immediate``); no error when it is not running."""
+        pg_ctl = [*self._prefix, str(self._bindir / "pg_ctl"), "-D", str(self._data)]
         subprocess.run(
-            [
-                *prefix,
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "60",
-                "-l",
-                str(base / "server.log"),
-                "start",
-            ],
-            **run,  # type: ignore[call-overload]
-        )
-    except (OSError, subprocess.CalledProcessError) as exc:
-        shutil.rmtree(base, ignore_errors=True)
-        detail = getattr(exc, "stderr", "") or str(exc)
-        raise PostgresUnavailable(f"could not start PostgreSQL from {bindir}: {detail}") from exc
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+            [*pg_ctl, "-m", "immediate", "-w", "stop"],
             check=False,
             capture_output=True,
         )
-        shutil.rmtree(base, ignore_errors=True)
+
+    def remove(self) -> None:
+        """Delete the data directory (stop the server first)."""
+        shutil.rmtree(self._base, ignore_errors=True)
+
+
+def _children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (Linux ``/proc``; empty elsewhere)."""
+    found = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.split("/")[2]))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still exists (a zombie not yet reaped by its parent counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but not been reaped (Linux ``/proc``; False elsewhere)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@contextlib.contextmanager
+def postgres_cluster(*, fsync: bool = False, bindir: Path | None = None) -> Iterator[PgCluster]:
+    """Start a :class:`PgCluster` from the machine's binaries for the duration of the block.
+
+    Args:
+        fsync: Keep durability on.
+        bindir: The folder of ``initdb``/``pg_ctl``; default :func:`find_pg_bindir`.
+
+    Yields:
+        The running cluster; stopped and removed afterwards.
+
+    Raises:
+        PostgresUnavailable: When there are no binaries or the server does not start.
+    """
+    bindir = bindir or find_pg_bindir()
+    if bindir is None:
+        raise PostgresUnavailable("no initdb/pg_ctl found on this machine")
+    cluster = PgCluster(bindir, fsync=fsync)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        cluster.remove()
 
 
 @contextlib.contextmanager
@@ -159,8 +281,8 @@ def throwaway_postgres(*, fsync: bool = False, source: str = "auto") -> Iterator
     if source == "binaries" and bindir is None:
         raise PostgresUnavailable("no initdb/pg_ctl found on this machine")
     if bindir is not None:
-        with _from_binaries(bindir, fsync=fsync) as dsn:
-            yield dsn
+        with postgres_cluster(fsync=fsync, bindir=bindir) as cluster:
+            yield cluster.dsn
         return
     with _from_pgserver() as dsn:
         yield dsn

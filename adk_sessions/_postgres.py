@@ -119,6 +119,17 @@ def _check_flag(name: str, value: object) -> bool:
     raise InvalidArgumentError(f"{name} must be true or false, got {value!r}")
 
 
+def _refused_parameter(exc: Exception) -> bool:
+    """Whether connecting failed on a startup parameter (a URL parameter sent as a setting).
+
+    The server answers an unknown setting with SQLSTATE 42704, a bad value with 22023, one that
+    cannot be set at connect with 55P02; PgBouncer refuses a parameter it does not pass on.
+    """
+    if isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in ("42704", "22023", "55P02"):
+        return True
+    return "unsupported startup parameter" in str(exc)
+
+
 class _PgConnection(Connection):
     """A pooled connection: reads, and the queries of a write transaction's body."""
 
@@ -284,6 +295,10 @@ class PostgresDialect(Dialect):
                 self._dsn, init=_init_connection, reset=_keep_session, **self._pool_options
             )
         except Exception as exc:  # translated
+            if _refused_parameter(exc):
+                raise InvalidArgumentError(
+                    f"a URL parameter was refused at connect: {type(exc).__name__}: {exc}"
+                ) from exc
             error = translate(exc)
             raise type(error)(f"cannot connect to PostgreSQL: {type(exc).__name__}: {exc}") from exc
         self._pools[loop] = pool

@@ -102,6 +102,10 @@ class Queries:
     append_event: Query
     get_event_at: Query
     get_events: Query
+    list_apps_with_sessions: Query
+    count_expired_sessions: Query
+    find_expired_bound: Query
+    delete_expired_sessions: Query
 
 
 @attrs.frozen(kw_only=True)

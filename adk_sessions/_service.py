@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+import anyio
 import attrs
 
 from . import _migrations
@@ -27,7 +29,8 @@ from ._state import (
     validate_state,
     without_temp,
 )
-from ._validate import check_count, check_name, check_seconds, check_text
+from ._tracing import SYSTEM_NAMES, traced
+from ._validate import MAX_COUNT, check_count, check_name, check_seconds, check_text
 from .errors import (
     InvalidArgumentError,
     SessionExistsError,
@@ -39,6 +42,9 @@ __all__ = ("SessionService",)
 
 # The keyset cursor before the first session: every update time is > -inf.
 _START = Cursor(app_name="", user_filter=None, update_time=-math.inf, user_id="", session_id="")
+
+DEFAULT_BATCH_SIZE = 500
+"""Sessions deleted per transaction by :meth:`SessionService.delete_sessions`."""
 
 
 @attrs.frozen(kw_only=True)
@@ -152,14 +158,23 @@ class SessionService:
     writes queue on one connection. Also an async context manager that closes on exit.
     """
 
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect, *, trace_ids: bool = False) -> None:
         """Wrap an open dialect (use :func:`adk_sessions.connect` instead).
 
         Args:
             dialect: The open database.
+            trace_ids: Put user and session ids on OpenTelemetry spans (they may be personal
+                data; off by default: spans carry the app name only).
+
+        Raises:
+            InvalidArgumentError: ``trace_ids`` is not a bool.
         """
+        if not isinstance(trace_ids, bool):
+            raise InvalidArgumentError(f"trace_ids must be True or False, got {trace_ids!r}")
         self._dialect = dialect
         self._q = dialect.queries
+        self._trace_ids = trace_ids
+        self._span_attributes = {"db.system.name": SYSTEM_NAMES[dialect.name]}
 
     @property
     def dialect(self) -> str:
@@ -186,6 +201,7 @@ class SessionService:
     ) -> None:
         await self.close()
 
+    @traced("migrate")
     async def migrate(self) -> list[int]:
         """Apply pending schema migrations (idempotent, safe to run from many processes at once).
 
@@ -197,10 +213,12 @@ class SessionService:
         """
         return await _migrations.migrate(self._dialect)
 
+    @traced("schema_version")
     async def schema_version(self) -> int:
         """Return the applied schema version (0 for an empty database)."""
         return await _migrations.schema_version(self._dialect)
 
+    @traced("status")
     async def status(self) -> dict[str, Any]:
         """Return where the tables live, the schema versions (applied and known), row counts.
 
@@ -222,6 +240,7 @@ class SessionService:
             result.update({key: int(row[key]) for key in ("apps", "users", "sessions", "events")})
         return result
 
+    @traced("create_session")
     async def create_session(
         self,
         *,
@@ -328,6 +347,7 @@ class SessionService:
             revision=revision,
         )
 
+    @traced("append_event")
     async def append_event(self, session: Session, event: Event) -> Event:
         """Append an event and apply its state delta, atomically.
 
@@ -383,6 +403,7 @@ class SessionService:
         )
         return item.stored
 
+    @traced("get_session")
     async def get_session(
         self,
         *,
@@ -440,6 +461,7 @@ class SessionService:
             events=events,
         )
 
+    @traced("list_sessions")
     async def list_sessions(
         self,
         *,
@@ -535,6 +557,7 @@ class SessionService:
             )
         return ListSessionsResponse(sessions=sessions, next_page_token=token)
 
+    @traced("delete_session")
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         """Delete a session and its events; app and user state are kept. Missing: a no-op.
 
@@ -556,6 +579,121 @@ class SessionService:
 
         await self._dialect.write(delete, _nothing)
 
+    @traced("delete_sessions")
+    async def delete_sessions(
+        self,
+        *,
+        app_name: str,
+        user_id: str | None = None,
+        updated_before: float,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete the sessions (and their events) last updated before a time: retention.
+
+        Works in batches of short transactions, oldest sessions first: each batch finds the
+        next ``batch_size`` sessions of the app whose ``last_update_time < updated_before`` and
+        deletes them, checking the time again in the ``DELETE`` itself, so a session appended
+        to after it was found is deleted only if it still qualifies. No lock is held from one
+        batch to the next, so appends to other sessions go on while a prune runs, and an
+        append to a session being pruned waits for one batch at most (on SQLite the prune
+        rests between batches, so that writers of other processes, which poll for the lock,
+        get their turn). App and user state are kept. Cancelled or failed half-way, the
+        batches committed so far stay deleted; running it again finishes the job.
+
+        Args:
+            app_name: The app.
+            user_id: Only this user's sessions; None for every user of the app.
+            updated_before: Epoch seconds; sessions last updated exactly then are kept.
+            batch_size: Sessions per transaction (at least 1).
+            progress: Called after each committed batch with the number it deleted.
+
+        Returns:
+            How many sessions were deleted.
+
+        Raises:
+            InvalidArgumentError: Empty or malformed names, a missing or non-numeric
+                ``updated_before``, a ``batch_size`` that is not a positive integer.
+        """
+        check_name("app_name", app_name)
+        if user_id is not None:
+            check_name("user_id", user_id)
+        before = check_seconds("updated_before", updated_before, finite=False)
+        if before is None:
+            raise InvalidArgumentError("updated_before must be epoch seconds, got None")
+        if type(batch_size) is not int or not 1 <= batch_size <= MAX_COUNT:
+            raise InvalidArgumentError(
+                f"batch_size must be an integer from 1 to 2**63-1, got {batch_size!r}"
+            )
+        scope = {"app_name": app_name, "user_id": user_id, "before": before}
+        q = self._q
+
+        def batch(first: tuple[float, str, str]) -> Body[tuple[int, tuple[float, str, str] | None]]:
+            start = {"from_time": first[0], "from_user": first[1], "from_id": first[2]}
+            bound = yield q.find_expired_bound, {**scope, **start, "batch_size": batch_size}
+            # No session past the batch: it ends where the expired sessions end.
+            end = (before, "", "") if bound is None else tuple(bound)
+            deleted = yield (
+                q.delete_expired_sessions,
+                {**scope, **start, "to_time": end[0], "to_user": end[1], "to_id": end[2]},
+            )
+            return len(deleted), (None if bound is None else (end[0], end[1], end[2]))
+
+        total = batches = 0
+        first: tuple[float, str, str] | None = (-math.inf, "", "")
+        while first is not None:
+            if batches:
+                await anyio.sleep(self._dialect.batch_pause)
+            deleted, first = await self._dialect.write(functools.partial(batch, first), _nothing)
+            total, batches = total + deleted, batches + 1
+            if progress is not None:
+                progress(deleted)
+        return total
+
+    @traced("count_sessions")
+    async def count_sessions(
+        self, *, app_name: str, user_id: str | None = None, updated_before: float | None = None
+    ) -> int:
+        """Count an app's sessions (one user's), optionally only those updated before a time.
+
+        With ``updated_before`` this is how many :meth:`delete_sessions` would delete now (a
+        dry run); it only reads.
+
+        Args:
+            app_name: The app.
+            user_id: Only this user's sessions; None for every user of the app.
+            updated_before: Epoch seconds; None counts every session.
+
+        Returns:
+            The number of sessions.
+
+        Raises:
+            InvalidArgumentError: Empty or malformed names, a non-numeric ``updated_before``.
+        """
+        check_name("app_name", app_name)
+        if user_id is not None:
+            check_name("user_id", user_id)
+        before = check_seconds("updated_before", updated_before, finite=False)
+        params = {
+            "app_name": app_name,
+            "user_id": user_id,
+            "before": math.inf if before is None else before,
+        }
+        async with self._dialect.reader() as conn:
+            return int(await conn.value(self._q.count_expired_sessions, params))
+
+    @traced("list_apps")
+    async def list_apps(self) -> list[str]:
+        """Return the names of the apps that have at least one session, in byte order.
+
+        Returns:
+            The app names.
+        """
+        async with self._dialect.reader() as conn:
+            rows = await conn.rows(self._q.list_apps_with_sessions, {})
+        return [row["app_name"] for row in rows]
+
+    @traced("get_user_state")
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         """Return the user scope, keys without the ``user:`` prefix (``{}`` when none).
 
@@ -575,6 +713,7 @@ class SessionService:
         assert row is not None
         return dict(self._dialect.decode_json(row["user_state"]) or {})
 
+    @traced("get_app_state")
     async def get_app_state(self, *, app_name: str) -> dict[str, Any]:
         """Return the app scope, keys without the ``app:`` prefix (``{}`` when none).
 

@@ -216,6 +216,11 @@ class SqliteDialect(Dialect):
     """SQLite: a single serialised writer plus reader connections (WAL)."""
 
     name = "sqlite"
+    # Writers of other processes wait in SQLite's busy handler, which polls the lock at most
+    # 100 ms apart and queues no one: without a longer rest, back-to-back batches of a prune
+    # could keep them waiting for many batches. (Writers of this process queue on the writer's
+    # semaphore, first come first served, and need no rest.)
+    batch_pause = 0.15
 
     def __init__(self, writer: _Slots, readers: _Slots, *, read_only: bool) -> None:
         self._writer = writer

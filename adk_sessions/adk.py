@@ -54,6 +54,7 @@ from ._adk_compat import ListSessionsResponse as AdkListSessionsResponse
 from ._adk_compat import Session as AdkSession
 from ._adk_compat import SessionNotFoundError as AdkSessionNotFoundError
 from ._models import Event, Session
+from ._service import DEFAULT_BATCH_SIZE
 from .errors import (
     InvalidArgumentError,
     SessionExistsError,
@@ -430,6 +431,44 @@ class AdkSessionService(BaseSessionService):
         """
         core = await self._core()
         return await core.get_app_state(app_name=app_name)
+
+    async def delete_sessions(
+        self,
+        *,
+        app_name: str,
+        user_id: str | None = None,
+        updated_before: float,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete the sessions (with their events) last updated before a time: retention.
+
+        Not part of google-adk's ``BaseSessionService``; the core's
+        :meth:`~adk_sessions.SessionService.delete_sessions`, in batches of short transactions
+        while agents keep appending. App and user state are kept.
+
+        Args:
+            app_name: The application.
+            user_id: Only this user's sessions; ``None`` for every user.
+            updated_before: Epoch seconds; sessions last updated exactly then are kept.
+            batch_size: Sessions per transaction.
+            progress: Called after each batch with the number it deleted.
+
+        Returns:
+            How many sessions were deleted.
+
+        Raises:
+            ValueError: Empty names, a missing or non-numeric ``updated_before``, a
+                ``batch_size`` below 1 (the core's ``InvalidArgumentError``).
+        """
+        core = await self._core()
+        return await core.delete_sessions(
+            app_name=app_name,
+            user_id=user_id,
+            updated_before=updated_before,
+            batch_size=batch_size,
+            progress=progress,
+        )
 
     @override
     async def append_event(self, session: AdkSession, event: AdkEvent) -> AdkEvent:

@@ -165,7 +165,8 @@ async def test_sqlite_read_only_never_creates_or_writes(tmp_path: Path) -> None:
 
 async def test_postgres_url_parameters(create_pg_database: Any) -> None:
     """PostgreSQL URL parameters: ours are pool options, others reach the server as settings,
-    and an unknown one is refused by the server by name (never dropped)."""
+    and one the server refuses (unknown, or a bad value) is an InvalidArgumentError naming it
+    (never dropped)."""
     url = await create_pg_database("params")
     async with adk_sessions.connect(f"{url}?max_size=3&min_size=3&application_name=adk-test"):
         admin = await asyncpg.connect(url)
@@ -176,5 +177,7 @@ async def test_postgres_url_parameters(create_pg_database: Any) -> None:
         finally:
             await admin.close()
     assert named == 3
-    with pytest.raises(StorageError, match="no_such_setting"):
+    with pytest.raises(InvalidArgumentError, match="no_such_setting"):
         await adk_sessions.connect(f"{url}?no_such_setting=1")
+    with pytest.raises(InvalidArgumentError, match="statement_timeout"):
+        await adk_sessions.connect(f"{url}?statement_timeout=soon")

@@ -12,8 +12,9 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import attrs
 import pytest
 import sqlalchemy
 from google.adk.events import Event, EventActions
@@ -26,7 +27,12 @@ from google.genai import types
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import adk_sessions
-from adk_sessions._import_adk import ImportCounts, add_import_parser, import_adk
+from adk_sessions._import_adk import (
+    ImportCounts,
+    StateConflictError,
+    add_import_parser,
+    import_adk,
+)
 from adk_sessions.adk import AdkSessionService
 from adk_sessions.errors import InvalidArgumentError
 
@@ -336,3 +342,97 @@ async def test_legacy_source_without_google_adk_is_refused(
         await import_adk(str(path), db_url)
     async with AdkSessionService(db_url) as ours:
         assert (await ours.list_sessions(app_name=APP)).sessions == []
+
+
+async def _adk_source(tmp_path: Path) -> str:
+    """A google-adk SqliteSessionService database with app state {"total": 8, "pictures": 1}
+    and user state for ann ({"name": "Ann"}), bob and cat."""
+    path = tmp_path / "adk_sqlite.db"
+    adk = SqliteSessionService(db_path=str(path))
+    await _populate(adk)
+    await _close(adk)
+    return str(path)
+
+
+async def _target_with_state(url: str) -> None:
+    """A target whose agents already wrote app:total=3, app:mine and user:name for ann."""
+    async with AdkSessionService(url) as ours:
+        await ours.create_session(
+            app_name=APP,
+            user_id="ann",
+            session_id="target-own",
+            state={"app:total": 3, "app:mine": "x", "user:name": "Annie"},
+        )
+
+
+async def test_conflicting_state_is_refused_and_nothing_written(
+    tmp_path: Path, db_url: str
+) -> None:
+    """A target holding other values for the source's state keys: the import refuses before
+    writing anything, naming the keys and both values."""
+    source = await _adk_source(tmp_path)
+    await _target_with_state(db_url)
+    with pytest.raises(StateConflictError) as refused:
+        await import_adk(source, db_url)
+    assert "2 state key(s)" in str(refused.value) and "--overwrite-state" in str(refused.value)
+    assert sorted(refused.value.conflicts) == [
+        (f"app {APP!r}", "total", 3, 8),
+        (f"app {APP!r} user 'ann'", "name", "Annie", "Ann"),
+    ]
+    async with AdkSessionService(db_url) as ours:
+        assert await ours.get_app_state(app_name=APP) == {"total": 3, "mine": "x"}
+        listed = await ours.list_sessions(app_name=APP)
+        assert [s.id for s in listed.sessions] == ["target-own"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "total", "name", "counts"),
+    [
+        ("overwrite", 8, "Ann", {"overwritten_values": 2}),
+        ("keep", 3, "Annie", {"kept_values": 2}),
+    ],
+)
+async def test_overwrite_or_keep_state_on_conflict(
+    tmp_path: Path,
+    db_url: str,
+    mode: Literal["overwrite", "keep"],
+    total: int,
+    name: str,
+    counts: dict[str, int],
+) -> None:
+    """on_state_conflict picks which values win; keys only one side has are kept or added."""
+    source = await _adk_source(tmp_path)
+    await _target_with_state(db_url)
+    done = await import_adk(source, db_url, on_state_conflict=mode)
+    assert done.sessions == 4 and attrs.asdict(done) | counts == attrs.asdict(done)
+    async with AdkSessionService(db_url) as ours:
+        assert await ours.get_app_state(app_name=APP) == {
+            "total": total,
+            "mine": "x",
+            "pictures": 1,
+        }
+        assert (await ours.get_user_state(app_name=APP, user_id="ann"))["name"] == name
+    again = await import_adk(source, db_url, on_state_conflict=mode)
+    assert again.sessions == 0 and again.app_states == again.user_states == 0
+    assert again.overwritten_values == 0 or mode == "keep"
+
+
+async def test_command_requires_a_choice_on_conflict(
+    tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """import-adk exits 1 naming the conflict unless --overwrite-state or --keep-state is given."""
+    source = await _adk_source(tmp_path)
+    await _target_with_state(db_url)
+    parser = argparse.ArgumentParser(prog="adk-sessions")
+    add_import_parser(parser.add_subparsers(dest="command"))
+    refused = await _run_in_thread(parser.parse_args(["import-adk", source, db_url]))
+    out, err = capsys.readouterr()
+    assert refused == 1 and out == ""
+    assert "StateConflictError" in err and "'total': 3 in the target, 8 in the source" in err
+    done = await _run_in_thread(
+        parser.parse_args(["import-adk", source, db_url, "--overwrite-state"])
+    )
+    out, err = capsys.readouterr()
+    assert done == 0 and "overwrote 2 state values of the target" in out
+    with pytest.raises(SystemExit):
+        parser.parse_args(["import-adk", source, db_url, "--overwrite-state", "--keep-state"])
