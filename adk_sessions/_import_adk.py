@@ -744,13 +744,11 @@ async def _copy(
         values = plan.final if (app_name, user_id) in replayed else plan.delta
         if not values:
             continue
-        prefix = "user:" if user_id else "app:"
-        await _write_scopes(
-            target, app_name, user_id, {f"{prefix}{k}": v for k, v in values.items()}
-        )
         if user_id:
+            await target.update_user_state(app_name=app_name, user_id=user_id, delta=values)
             user_states += 1
         else:
+            await target.update_app_state(app_name=app_name, delta=values)
             app_states += 1
     return ImportCounts(
         app_states=app_states,
@@ -773,16 +771,6 @@ def _scopes_written(row: _SourceSession, history: list[Event]) -> set[tuple[str,
             elif key.startswith("user:"):
                 written.add((row.app_name, row.user_id))
     return written
-
-
-async def _write_scopes(
-    target: adk_sessions.SessionService, app_name: str, user_id: str, delta: Mapping[str, Any]
-) -> None:
-    """Write app/user scope values (the core has no call that writes a scope on its own)."""
-    carrier = await target.create_session(
-        app_name=app_name, user_id=user_id or "adk-sessions-import", state=dict(delta)
-    )
-    await target.delete_session(app_name=app_name, user_id=carrier.user_id, session_id=carrier.id)
 
 
 def add_import_parser(subparsers: Any) -> argparse.ArgumentParser:
