@@ -1,11 +1,13 @@
 """``adk-sessions import-adk``: copy a google-adk session database into an adk_sessions one.
 
-Sources: google-adk's ``DatabaseSessionService`` (schema v1, on PostgreSQL or SQLite) and its
-``SqliteSessionService``. Every app state, user state, session and event is copied; the source is
-only read (SQLite opened read-only, PostgreSQL in a ``READ ONLY`` transaction), from one snapshot
-(``REPEATABLE READ`` on PostgreSQL; on SQLite a read transaction, during which writers to the
-source wait, so run the import while the agents are stopped). Reruns copy nothing twice: a session
-that exists in the target is skipped.
+Sources: google-adk's ``DatabaseSessionService`` (schema v1, and the legacy schema v0 that
+databases created by google-adk 1.19-1.21 keep; on PostgreSQL or SQLite) and its
+``SqliteSessionService``, as written by every google-adk release from 1.28 on. Every app state,
+user state, session and event is copied; the source is only read (SQLite opened read-only,
+PostgreSQL in a ``READ ONLY`` transaction), from one snapshot (``REPEATABLE READ`` on PostgreSQL;
+on SQLite a read transaction, during which writers to the source wait, so run the import while
+the agents are stopped). Reruns copy nothing twice: a session that exists in the target is
+skipped.
 
 App and user state never silently replace what the target holds. Before anything is written,
 every app and user scope of the source is compared with the target's: a key the target holds
@@ -15,11 +17,16 @@ win; ``"keep"`` (``--keep-state``) keeps the target's. Either way keys the targe
 and keys only the target has are left alone (scopes are merged key by key, never replaced).
 
 Why this module holds SQL (the codebase otherwise keeps all SQL in ``sql/<dialect>/*.sql``): the
-statements read google-adk's schema, not ours; they differ between the three source layouts (a
-``DATETIME`` text column, a ``REAL`` column or a PostgreSQL ``timestamp``, and which column breaks
-ties between events), so they are not "the same query per dialect"; and ``sql/<dialect>/`` is
-loaded whole into the service's typed query set, which must not hold queries for a foreign schema.
-The queries are short, read-only, and listed together below.
+statements read google-adk's schema, not ours; they differ between the four source layouts (a
+``DATETIME`` text column, a ``REAL`` column or a PostgreSQL ``timestamp``, which column breaks
+ties between events, an event as one JSON column or one column per field), so they are not "the
+same query per dialect"; and ``sql/<dialect>/`` is loaded whole into the service's typed query
+set, which must not hold queries for a foreign schema. The queries are short, read-only, and
+listed together below.
+
+Schema v0 stores each event's actions as a pickled google-adk ``EventActions``: reading it needs
+google-adk (the ``[adk]`` extra) and goes through a restricted unpickler that resolves data types
+and google-adk's models only (``adk_sessions._adk_compat.legacy_event``).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import datetime
 import json
 import sqlite3
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, Literal, Protocol
 
 import aiosqlite
@@ -80,12 +87,42 @@ _SQLITE_EVENTS = (
     "SELECT id, invocation_id, timestamp, event_data FROM events"
     " WHERE app_name = ? AND user_id = ? AND session_id = ? ORDER BY timestamp, {tiebreak}"
 )
-
-_PG_SCHEMA_VERSION = (
-    "SELECT CASE WHEN to_regclass('adk_internal_metadata') IS NULL THEN NULL ELSE"
-    " (SELECT value FROM adk_internal_metadata WHERE key = 'schema_version') END"
+# Schema v0: one column per event field (JSON columns are TEXT on SQLite, JSONB on PostgreSQL).
+_V0_JSON_COLUMNS = (
+    "content",
+    "grounding_metadata",
+    "custom_metadata",
+    "usage_metadata",
+    "citation_metadata",
+    "input_transcription",
+    "output_transcription",
 )
+_V0_FLAG_COLUMNS = ("partial", "turn_complete", "interrupted")
+_V0_COLUMNS = (
+    "id",
+    "invocation_id",
+    "author",
+    "branch",
+    "timestamp",
+    "actions",
+    "long_running_tool_ids_json",
+    "error_code",
+    "error_message",
+    *_V0_FLAG_COLUMNS,
+    *_V0_JSON_COLUMNS,
+)
+_SQLITE_V0_EVENTS = (
+    f"SELECT {', '.join(_V0_COLUMNS)} FROM events"
+    " WHERE app_name = ? AND user_id = ? AND session_id = ? ORDER BY timestamp, id"
+)
+
+_PG_HAS_METADATA = "SELECT to_regclass('adk_internal_metadata') IS NOT NULL"
+_PG_SCHEMA_VERSION = "SELECT value FROM adk_internal_metadata WHERE key = 'schema_version'"
 _PG_HAS_TABLES = "SELECT to_regclass('sessions') IS NOT NULL AND to_regclass('events') IS NOT NULL"
+_PG_EVENT_COLUMNS = (
+    "SELECT column_name FROM information_schema.columns"
+    " WHERE table_name = 'events' AND table_schema = current_schema()"
+)
 _PG_COUNTS = (
     "SELECT (SELECT count(*) FROM app_states), (SELECT count(*) FROM user_states),"
     " (SELECT count(*) FROM sessions)"
@@ -101,6 +138,12 @@ _PG_SESSIONS = (
 )
 _PG_EVENTS = (
     "SELECT id, invocation_id, timestamp, event_data::text FROM events"
+    " WHERE app_name = $1 AND user_id = $2 AND session_id = $3 ORDER BY timestamp, id"
+)
+_PG_V0_EVENTS = (
+    "SELECT "
+    + ", ".join(f"{c}::text" if c in _V0_JSON_COLUMNS else c for c in _V0_COLUMNS)
+    + " FROM events"
     " WHERE app_name = $1 AND user_id = $2 AND session_id = $3 ORDER BY timestamp, id"
 )
 
@@ -212,8 +255,8 @@ class _Source(abc.ABC):
         """A page of sessions after the (app, user, id) cursor."""
 
     @abc.abstractmethod
-    async def events(self, session: _SourceSession) -> list[dict[str, Any]]:
-        """The session's events in google-adk's order, in google-adk's JSON form."""
+    async def events(self, session: _SourceSession) -> list[Event]:
+        """The session's events in google-adk's order."""
 
     @abc.abstractmethod
     async def close(self) -> None:
@@ -243,34 +286,85 @@ def _source_session(row: Any) -> _SourceSession:
     )
 
 
+def _json(text: Any) -> Any:
+    try:
+        return json.loads(text) if isinstance(text, (str, bytes)) else text
+    except ValueError as exc:
+        raise InvalidArgumentError(f"unreadable JSON in the source database: {exc}") from exc
+
+
 def _state(text: Any) -> dict[str, Any]:
     if text is None:
         return {}
-    try:
-        value = json.loads(text) if isinstance(text, (str, bytes)) else text
-    except ValueError as exc:
-        raise InvalidArgumentError(f"unreadable JSON in the source database: {exc}") from exc
+    value = _json(text)
     if not isinstance(value, dict):
         raise InvalidArgumentError("a state in the source database is not a JSON object")
     return value
 
 
-def _event(event_id: str, invocation_id: str, timestamp: Any, data: Any) -> dict[str, Any]:
+def _event(event_id: str, invocation_id: str, timestamp: Any, data: Any) -> Event:
     """google-adk's reading rule: columns win for id and invocation, the payload for the time."""
     payload = _state(data)
     stamp = payload.get("timestamp")
-    return {
-        **payload,
-        "id": event_id,
-        "invocation_id": invocation_id,
-        "timestamp": _epoch(timestamp) if stamp is None else stamp,
+    return Event.from_dict(
+        {
+            **payload,
+            "id": event_id,
+            "invocation_id": invocation_id,
+            "timestamp": _epoch(timestamp) if stamp is None else stamp,
+        }
+    )
+
+
+_LegacyReader = Callable[[Mapping[str, Any], "bytes | None"], Event]
+
+
+def _legacy_reader(where: str) -> _LegacyReader:
+    """The schema-v0 event reader, which needs google-adk to unpickle the actions."""
+    try:
+        from . import _adk_compat
+        from .adk import from_adk_event
+    except ImportError as exc:
+        raise InvalidArgumentError(
+            f"{where} uses google-adk's legacy schema (v0), whose event actions are pickled "
+            "google-adk objects: install google-adk to read it "
+            "(pip install 'adk-sessions[adk]')"
+        ) from exc
+
+    def read(columns: Mapping[str, Any], actions: bytes | None) -> Event:
+        return from_adk_event(_adk_compat.legacy_event(columns, actions))
+
+    return read
+
+
+def _legacy_event(read: _LegacyReader, session: _SourceSession, row: Sequence[Any]) -> Event:
+    """A schema-v0 event row (columns in ``_V0_COLUMNS`` order), as google-adk reads it."""
+    values = dict(zip(_V0_COLUMNS, row, strict=True))
+    columns = {
+        name: values[name]
+        for name in ("id", "invocation_id", "author", "branch", "error_code", "error_message")
     }
+    columns["timestamp"] = _epoch(values["timestamp"])
+    tool_ids = values["long_running_tool_ids_json"]
+    columns["long_running_tool_ids"] = _json(tool_ids) if tool_ids else []
+    for name in _V0_FLAG_COLUMNS:
+        columns[name] = None if values[name] is None else bool(values[name])
+    for name in _V0_JSON_COLUMNS:
+        columns[name] = None if values[name] is None else _json(values[name])
+    try:
+        return read(columns, None if values["actions"] is None else bytes(values["actions"]))
+    except Exception as exc:  # a refused or broken pickle, or fields google-adk rejects
+        raise InvalidArgumentError(
+            f"unreadable event {values['id']!r} of session {session.id!r} (google-adk schema "
+            f"v0): {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 class _SqliteSource(_Source):
-    def __init__(self, conn: aiosqlite.Connection, tiebreak: str) -> None:
+    def __init__(self, conn: aiosqlite.Connection, tiebreak: str, legacy: _LegacyReader | None):
         self._conn = conn
-        self._events_sql = _SQLITE_EVENTS.format(tiebreak=tiebreak)
+        self._legacy = legacy
+        self._events_sql = _SQLITE_V0_EVENTS if legacy else _SQLITE_EVENTS.format(tiebreak=tiebreak)
 
     @classmethod
     async def open(cls, path: str) -> _SqliteSource:
@@ -289,19 +383,21 @@ class _SqliteSource(_Source):
                         f"{path!r} is not a google-adk session database (no {table} table)"
                     )
             columns = {row[0] for row in await conn.execute_fetchall(_SQLITE_EVENT_COLUMNS)}
-            if "event_data" not in columns:
-                raise InvalidArgumentError(
-                    f"{path!r} uses google-adk's legacy schema (v0); migrate it with "
-                    "google-adk's migration tool first"
-                )
             by_service = await (
                 await conn.execute(_SQLITE_HAS_TABLE, ("adk_internal_metadata",))
             ).fetchone()
+            legacy = None
+            if "event_data" not in columns:
+                if by_service or "actions" not in columns:
+                    raise InvalidArgumentError(
+                        f"{path!r} is not a google-adk session database (unknown events table)"
+                    )
+                legacy = _legacy_reader(repr(path))
             await conn.execute("BEGIN")
         except BaseException:
             await conn.close()
             raise
-        return cls(conn, "id" if by_service else "rowid")
+        return cls(conn, "id" if by_service else "rowid", legacy)
 
     async def counts(self) -> tuple[int, int, int]:
         row = await (await self._conn.execute(_SQLITE_COUNTS)).fetchone()
@@ -320,10 +416,12 @@ class _SqliteSource(_Source):
         rows = await self._conn.execute_fetchall(_SQLITE_SESSIONS, (*after, _PAGE))
         return [_source_session(row) for row in rows]
 
-    async def events(self, session: _SourceSession) -> list[dict[str, Any]]:
+    async def events(self, session: _SourceSession) -> list[Event]:
         rows = await self._conn.execute_fetchall(
             self._events_sql, (session.app_name, session.user_id, session.id)
         )
+        if self._legacy is not None:
+            return [_legacy_event(self._legacy, session, row) for row in rows]
         return [_event(row[0], row[1], row[2], row[3]) for row in rows]
 
     async def close(self) -> None:
@@ -335,8 +433,9 @@ class _SqliteSource(_Source):
 
 
 class _PostgresSource(_Source):
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, legacy: _LegacyReader | None) -> None:
         self._conn = conn
+        self._legacy = legacy
 
     @classmethod
     async def open(cls, dsn: str) -> _PostgresSource:
@@ -352,17 +451,26 @@ class _PostgresSource(_Source):
                 raise InvalidArgumentError(
                     "the source is not a google-adk session database (no sessions/events tables)"
                 )
-            version = await conn.fetchval(_PG_SCHEMA_VERSION)
-            if version != "1":
+            version = None
+            if await conn.fetchval(_PG_HAS_METADATA):
+                version = await conn.fetchval(_PG_SCHEMA_VERSION)
+            legacy = None
+            if version is None:
+                columns = {row[0] for row in await conn.fetch(_PG_EVENT_COLUMNS)}
+                if "actions" not in columns or "event_data" in columns:
+                    raise InvalidArgumentError(
+                        "the source is not a google-adk session database (unknown events table)"
+                    )
+                legacy = _legacy_reader("the source database")
+            elif version != "1":
                 raise InvalidArgumentError(
-                    f"the source uses google-adk's schema {version or 'v0'}; only v1 is "
-                    "supported (migrate it with google-adk's migration tool first)"
+                    f"the source uses google-adk's schema v{version}; v0 and v1 are supported"
                 )
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await conn.close()
             raise
-        return cls(conn)
+        return cls(conn, legacy)
 
     async def counts(self) -> tuple[int, int, int]:
         row = await self._conn.fetchrow(_PG_COUNTS)
@@ -381,8 +489,12 @@ class _PostgresSource(_Source):
         rows = await self._conn.fetch(_PG_SESSIONS, *after, _PAGE)
         return [_source_session(row) for row in rows]
 
-    async def events(self, session: _SourceSession) -> list[dict[str, Any]]:
-        rows = await self._conn.fetch(_PG_EVENTS, session.app_name, session.user_id, session.id)
+    async def events(self, session: _SourceSession) -> list[Event]:
+        key = (session.app_name, session.user_id, session.id)
+        if self._legacy is not None:
+            rows = await self._conn.fetch(_PG_V0_EVENTS, *key)
+            return [_legacy_event(self._legacy, session, row) for row in rows]
+        rows = await self._conn.fetch(_PG_EVENTS, *key)
         return [_event(row[0], row[1], row[2], row[3]) for row in rows]
 
     async def close(self) -> None:
@@ -484,7 +596,8 @@ async def import_adk(
     Raises:
         StateConflictError: Conflicting state with ``on_state_conflict="refuse"``; nothing
             was written.
-        InvalidArgumentError: The source is not a google-adk v1 session database.
+        InvalidArgumentError: The source is not a google-adk session database (schema v0 or
+            v1, or a ``SqliteSessionService`` file), or one of its events is unreadable.
         StorageError: A database cannot be reached or fails.
     """
     if on_state_conflict not in ("refuse", "overwrite", "keep"):
@@ -608,7 +721,7 @@ async def _copy(
             if existing is not None:
                 skipped += 1
             else:
-                history = [Event.from_dict(data) for data in await source.events(row)]
+                history = await source.events(row)
                 try:
                     await target.create_session(
                         app_name=row.app_name,
@@ -631,13 +744,11 @@ async def _copy(
         values = plan.final if (app_name, user_id) in replayed else plan.delta
         if not values:
             continue
-        prefix = "user:" if user_id else "app:"
-        await _write_scopes(
-            target, app_name, user_id, {f"{prefix}{k}": v for k, v in values.items()}
-        )
         if user_id:
+            await target.update_user_state(app_name=app_name, user_id=user_id, delta=values)
             user_states += 1
         else:
+            await target.update_app_state(app_name=app_name, delta=values)
             app_states += 1
     return ImportCounts(
         app_states=app_states,
@@ -662,16 +773,6 @@ def _scopes_written(row: _SourceSession, history: list[Event]) -> set[tuple[str,
     return written
 
 
-async def _write_scopes(
-    target: adk_sessions.SessionService, app_name: str, user_id: str, delta: Mapping[str, Any]
-) -> None:
-    """Write app/user scope values (the core has no call that writes a scope on its own)."""
-    carrier = await target.create_session(
-        app_name=app_name, user_id=user_id or "adk-sessions-import", state=dict(delta)
-    )
-    await target.delete_session(app_name=app_name, user_id=carrier.user_id, session_id=carrier.id)
-
-
 def add_import_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``import-adk`` command to an ``argparse`` sub-parser set.
 
@@ -689,11 +790,11 @@ def add_import_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="copy a google-adk session database into this one",
         description=(
             "Copy every app state, user state, session and event from a google-adk "
-            "DatabaseSessionService (schema v1, PostgreSQL or SQLite) or SqliteSessionService "
-            "database into an adk_sessions database. The source is only read; a rerun copies "
-            "nothing twice. When the target already holds other values for some app or user "
-            "state keys, nothing is written unless --overwrite-state or --keep-state says "
-            "which values win."
+            "DatabaseSessionService (schema v0 or v1, PostgreSQL or SQLite) or "
+            "SqliteSessionService database into an adk_sessions database. The source is only "
+            "read; a rerun copies nothing twice. When the target already holds other values "
+            "for some app or user state keys, nothing is written unless --overwrite-state or "
+            "--keep-state says which values win."
         ),
     )
     parser.add_argument(

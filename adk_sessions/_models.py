@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import attrs
 
 from .errors import InvalidArgumentError
 
 __all__ = ("Event", "EventActions", "ListSessionsResponse", "Session")
-
-# Keys of google-adk's JSON event form that are fields here; every other key goes to ``extra``.
-EVENT_KEYS = frozenset(
-    {"id", "invocation_id", "author", "timestamp", "partial", "branch", "content", "actions"}
-)
-ACTION_KEYS = frozenset({"state_delta", "artifact_delta"})
 
 
 def _new_id() -> str:
@@ -65,18 +59,25 @@ def _copy_optional(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return None if value is None else _copy_dict(value)
 
 
-def _no_shadowing(reserved: frozenset[str]) -> Any:
+def _no_shadowing(
+    instance: object, attribute: attrs.Attribute[Any], value: Mapping[str, Any]
+) -> None:
     """An attrs validator: ``extra`` keys must not name a field (they would override it)."""
+    clash = json_fields(type(instance)).intersection(value)
+    if clash:
+        raise InvalidArgumentError(
+            f"{type(instance).__name__}.extra must not hold the field(s) {sorted(clash)}; "
+            "set them as fields, not as extra keys"
+        )
 
-    def check(instance: object, attribute: attrs.Attribute[Any], value: Mapping[str, Any]) -> None:
-        clash = reserved.intersection(value)
-        if clash:
-            raise InvalidArgumentError(
-                f"{type(instance).__name__}.extra must not hold the field(s) {sorted(clash)}; "
-                "set them as fields, not as extra keys"
-            )
 
-    return check
+def json_fields(model: type[Any]) -> frozenset[str]:
+    """The keys of a model's JSON form that are its fields (every other key is in ``extra``).
+
+    The attrs class definitions below are the one list of these names; everything else (the
+    JSON forms, the REST names, the stored-row reader) is derived from them.
+    """
+    return _JSON_FIELDS[model]
 
 
 @attrs.frozen(kw_only=True)
@@ -92,9 +93,7 @@ class EventActions:
 
     state_delta: dict[str, Any] = attrs.field(factory=dict, converter=_copy_dict)
     artifact_delta: dict[str, int] = attrs.field(factory=dict, converter=_copy_dict)
-    extra: dict[str, Any] = attrs.field(
-        factory=dict, converter=_copy_dict, validator=_no_shadowing(ACTION_KEYS)
-    )
+    extra: dict[str, Any] = attrs.field(factory=dict, converter=_copy_dict, validator=_no_shadowing)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snake_case JSON form google-adk uses for ``EventActions``.
@@ -102,11 +101,7 @@ class EventActions:
         Returns:
             A new dict; ``extra`` keys are merged in after the two delta fields.
         """
-        return {
-            "state_delta": self.state_delta,
-            "artifact_delta": self.artifact_delta,
-            **self.extra,
-        }
+        return _to_json(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EventActions:
@@ -118,11 +113,7 @@ class EventActions:
         Returns:
             The actions, holding copies of ``data``'s values.
         """
-        return cls(
-            state_delta=data.get("state_delta") or {},
-            artifact_delta=data.get("artifact_delta") or {},
-            extra={k: v for k, v in data.items() if k not in ACTION_KEYS},
-        )
+        return cls(**_action_fields(data))
 
 
 @attrs.frozen(kw_only=True)
@@ -141,17 +132,15 @@ class Event:
         extra: Every other field of google-adk's event, verbatim (usage metadata, error codes, ...).
     """
 
-    author: str
-    invocation_id: str = ""
     id: str = attrs.field(factory=_new_id)
+    invocation_id: str = ""
+    author: str
     timestamp: float = attrs.field(factory=time.time)
+    actions: EventActions = attrs.field(factory=EventActions)
     partial: bool | None = None
     branch: str | None = None
     content: dict[str, Any] | None = attrs.field(default=None, converter=_copy_optional)
-    actions: EventActions = attrs.field(factory=EventActions)
-    extra: dict[str, Any] = attrs.field(
-        factory=dict, converter=_copy_dict, validator=_no_shadowing(EVENT_KEYS)
-    )
+    extra: dict[str, Any] = attrs.field(factory=dict, converter=_copy_dict, validator=_no_shadowing)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snake_case JSON form google-adk's ``Event.model_dump`` gives.
@@ -161,21 +150,7 @@ class Event:
         Returns:
             A new dict; ``None`` fields are left out, ``extra`` keys merged in.
         """
-        data: dict[str, Any] = {
-            "id": self.id,
-            "invocation_id": self.invocation_id,
-            "author": self.author,
-            "timestamp": self.timestamp,
-            "actions": self.actions.to_dict(),
-        }
-        if self.partial is not None:
-            data["partial"] = self.partial
-        if self.branch is not None:
-            data["branch"] = self.branch
-        if self.content is not None:
-            data["content"] = self.content
-        data.update(self.extra)
-        return data
+        return _to_json(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Event:
@@ -186,33 +161,60 @@ class Event:
 
         Returns:
             The event, holding copies of ``data``'s values (mutating ``data`` later does not
-            change it).
+            change it). A missing or empty ``id`` gets a new one, a missing ``timestamp`` the
+            current time, a missing ``author``/``invocation_id`` ``""``.
 
         Raises:
             InvalidArgumentError: A field has the wrong type (``actions`` not a mapping, a
                 ``timestamp`` that is not a number).
         """
-        actions = data.get("actions")
+        fields = _event_fields(data)
+        actions = fields.get("actions")
         if actions is not None and not isinstance(actions, Mapping):
             raise InvalidArgumentError(f"event actions must be a JSON object, not {actions!r:.60}")
-        timestamp = data.get("timestamp")
-        if timestamp is not None and (
-            isinstance(timestamp, bool) or not isinstance(timestamp, (int, float))
-        ):
-            raise InvalidArgumentError(f"event timestamp must be a number, not {timestamp!r:.60}")
-        return cls(
-            id=data["id"] if data.get("id") else _new_id(),
-            invocation_id=data.get("invocation_id") or "",
-            author=data.get("author") or "",
-            timestamp=time.time() if timestamp is None else _seconds(timestamp),
-            partial=data.get("partial"),
-            branch=data.get("branch"),
-            content=data.get("content"),
-            actions=EventActions.from_dict(actions) if actions else EventActions(),
-            extra={}
-            if data.keys() <= EVENT_KEYS
-            else {k: v for k, v in data.items() if k not in EVENT_KEYS},
-        )
+        timestamp = fields.get("timestamp")
+        if timestamp is not None:
+            if isinstance(timestamp, bool) or not isinstance(timestamp, (int, float)):
+                raise InvalidArgumentError(
+                    f"event timestamp must be a number, not {timestamp!r:.60}"
+                )
+            fields["timestamp"] = _seconds(timestamp)
+        if actions is not None:
+            fields["actions"] = EventActions.from_dict(actions)
+        return cls(**fields)
+
+
+def _to_json(model: Event | EventActions) -> dict[str, Any]:
+    """A model's JSON form: its fields in definition order (``None`` left out), then ``extra``."""
+    data: dict[str, Any] = {}
+    for name in _FIELD_ORDER[type(model)]:
+        value = getattr(model, name)
+        if value is not None:
+            data[name] = value.to_dict() if isinstance(value, EventActions) else value
+    data.update(model.extra)
+    return data
+
+
+def _split(data: Mapping[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    """Field values found in ``data`` (``None``s left out: they mean "the default") and
+    ``extra``, the other keys; values are not copied."""
+    fields = {name: data[name] for name in names if data.get(name) is not None}
+    fields["extra"] = (
+        {} if data.keys() <= names else {k: v for k, v in data.items() if k not in names}
+    )
+    return fields
+
+
+def _action_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    return _split(data, json_fields(EventActions))
+
+
+def _event_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    fields = _split(data, json_fields(Event))
+    if not fields.get("id"):  # "" as google-adk writes before an id is given
+        fields.pop("id", None)
+    fields.setdefault("author", "")
+    return fields
 
 
 def event_from_stored(data: dict[str, Any]) -> Event:
@@ -220,39 +222,51 @@ def event_from_stored(data: dict[str, Any]) -> Event:
 
     The copies and checks of :meth:`Event.from_dict` are skipped (the row was checked when it
     was appended, and the decoded dicts are new); reading 1,000 events is the hot path of every
-    google-adk turn.
+    core read.
 
     Raises:
         TypeError, ValueError, KeyError, AttributeError: The row is not an event's JSON form
             (the caller turns this into a ``StorageError`` naming the row).
     """
-    actions_data = data.get("actions") or {}
-    actions = object.__new__(EventActions)
-    for name, value in (
-        ("state_delta", actions_data.get("state_delta") or {}),
-        ("artifact_delta", actions_data.get("artifact_delta") or {}),
-        ("extra", {k: v for k, v in actions_data.items() if k not in ACTION_KEYS}),
-    ):
-        object.__setattr__(actions, name, value)
-    event = object.__new__(Event)
-    for name, value in (
-        ("id", data["id"]),
-        ("invocation_id", data.get("invocation_id") or ""),
-        ("author", data.get("author") or ""),
-        ("timestamp", float(data["timestamp"])),
-        ("partial", data.get("partial")),
-        ("branch", data.get("branch")),
-        ("content", data.get("content")),
-        ("actions", actions),
-        (
-            "extra",
-            {}
-            if data.keys() <= EVENT_KEYS
-            else {k: v for k, v in data.items() if k not in EVENT_KEYS},
-        ),
-    ):
-        object.__setattr__(event, name, value)
-    return event
+    fields = _event_fields(data)
+    fields["actions"] = _unchecked(EventActions, _action_fields(fields.get("actions") or {}))
+    fields["timestamp"] = float(data["timestamp"])
+    return _unchecked(Event, fields)
+
+
+_M = TypeVar("_M")
+
+
+def _unchecked(model: type[_M], fields: dict[str, Any]) -> _M:
+    """An instance of ``model`` holding ``fields`` as they are (the rest at their defaults),
+    without the converters and validators of its ``__init__``."""
+    instance = object.__new__(model)
+    for name, factory, default in _SLOTS[model]:
+        if name in fields:
+            object.__setattr__(instance, name, fields[name])
+        else:
+            object.__setattr__(instance, name, default if factory is None else factory())
+    return instance
+
+
+# Each model's JSON fields, in definition order (the order of its JSON form).
+_FIELD_ORDER: dict[type[Any], tuple[str, ...]] = {
+    model: tuple(f.name for f in attrs.fields(model) if f.name != "extra")
+    for model in (Event, EventActions)
+}
+_JSON_FIELDS: dict[type[Any], frozenset[str]] = {
+    model: frozenset(names) for model, names in _FIELD_ORDER.items()
+}
+# Each model's fields with their default: (name, factory or None, default).
+_SLOTS: dict[type[Any], tuple[tuple[str, Callable[[], Any] | None, Any], ...]] = {
+    model: tuple(
+        (f.name, f.default.factory, None)
+        if isinstance(f.default, attrs.Factory)  # type: ignore[arg-type]
+        else (f.name, None, f.default)
+        for f in attrs.fields(model)
+    )
+    for model in (Event, EventActions)
+}
 
 
 @attrs.define(kw_only=True)

@@ -28,6 +28,7 @@ from ._dialect import Body, Connection, ConstraintError, Dialect, drive_async
 from ._models import Event, ListSessionsResponse, Session
 from ._queries import Kind, Queries, Query
 from ._state import (
+    SCOPE_PREFIXES,
     dumps,
     encode_state,
     loads,
@@ -738,7 +739,8 @@ class SessionService:
             "app_name": app_name,
             "after_time": cursor.update_time,
             "after_id": cursor.session_id,
-            "limit": None if size is None else size + 1,
+            # One row past the page tells whether another follows (unbounded past 2**63 - 2).
+            "limit": None if size is None or size >= MAX_COUNT else size + 1,
         }
         decode = self._dialect.decode_json
         async with self._dialect.reader() as conn:
@@ -935,6 +937,82 @@ class SessionService:
         async with self._dialect.reader() as conn:
             rows = await conn.rows(query, {})
         return [row["app_name"] for row in rows]
+
+    @traced("update_app_state")
+    async def update_app_state(self, *, app_name: str, delta: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge a delta into the app scope, as an ``app:`` state delta of an event would.
+
+        For importers and admin tools; agents change state through events.
+
+        Args:
+            app_name: The app.
+            delta: Keys without the ``app:`` prefix; a shallow update (``None`` is stored).
+
+        Returns:
+            The app scope after the update, keys without prefix.
+
+        Raises:
+            InvalidArgumentError: An empty name, a key with a scope prefix, or a value that is
+                not JSON; nothing is written.
+        """
+        check_name("app_name", app_name)
+        return await self._update_scope(app_name, None, delta)
+
+    @traced("update_user_state")
+    async def update_user_state(
+        self, *, app_name: str, user_id: str, delta: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Merge a delta into one user's scope, as a ``user:`` state delta of an event would.
+
+        For importers and admin tools; agents change state through events.
+
+        Args:
+            app_name: The app.
+            user_id: The user.
+            delta: Keys without the ``user:`` prefix; a shallow update (``None`` is stored).
+
+        Returns:
+            The user scope after the update, keys without prefix.
+
+        Raises:
+            InvalidArgumentError: An empty name, a key with a scope prefix, or a value that is
+                not JSON; nothing is written.
+        """
+        check_name("app_name", app_name)
+        check_name("user_id", user_id)
+        return await self._update_scope(app_name, user_id, delta)
+
+    async def _update_scope(
+        self, app_name: str, user_id: str | None, delta: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        exact = validate_state(delta)
+        prefixed = [key for key in delta if key.startswith(SCOPE_PREFIXES)]
+        if prefixed:
+            raise InvalidArgumentError(
+                f"scope delta keys are given without a prefix, not {sorted(prefixed)}"
+            )
+        params = {
+            "app_name": app_name,
+            "user_id": user_id or "",
+            "delta": encode_state(delta, positional_floats=exact),
+            "update_time": time.time(),
+        }
+        q = self._q
+        distributed = self._dialect.distributed
+
+        def update() -> Body[Any]:
+            yield (q.merge_app_state if user_id is None else q.merge_user_state), params
+            app_state, user_state = yield from _scopes(
+                q,
+                app_name=app_name,
+                user_id=user_id,
+                distributed=distributed,
+                app=user_id is None,
+            )
+            return app_state if user_id is None else user_state
+
+        stored = await self._dialect.write(update, _nothing)
+        return dict(self._dialect.decode_json(stored) or {})
 
     @traced("get_user_state")
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from .errors import InvalidArgumentError
 APP_PREFIX = "app:"
 USER_PREFIX = "user:"
 TEMP_PREFIX = "temp:"
+SCOPE_PREFIXES = (APP_PREFIX, USER_PREFIX, TEMP_PREFIX)
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 

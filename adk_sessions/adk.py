@@ -61,25 +61,17 @@ from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import attrs
-from google.adk.errors import StaleSessionError as AdkStaleSessionError
-from google.adk.errors.already_exists_error import AlreadyExistsError
-from google.adk.errors.session_not_found_error import (
-    SessionNotFoundError as AdkSessionNotFoundError,
-)
-from google.adk.events import Event as AdkEvent
-from google.adk.sessions import BaseSessionService
-from google.adk.sessions import Session as AdkSession
-from google.adk.sessions.base_session_service import (
-    GetSessionConfig,
-)
-from google.adk.sessions.base_session_service import (
-    ListSessionsResponse as AdkListSessionsResponse,
-)
 from pydantic_core import to_jsonable_python
 from typing_extensions import Self, override
 
 import adk_sessions
 
+from . import _adk_compat as compat
+from ._adk_compat import AlreadyExistsError, BaseSessionService, GetSessionConfig
+from ._adk_compat import Event as AdkEvent
+from ._adk_compat import ListSessionsResponse as AdkListSessionsResponse
+from ._adk_compat import Session as AdkSession
+from ._adk_compat import SessionNotFoundError as AdkSessionNotFoundError
 from ._codec import StoredSession, unreadable_event
 from ._models import Event, Session
 from ._service import DEFAULT_BATCH_SIZE
@@ -93,9 +85,9 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from google.adk.cli.service_registry import ServiceRegistry
-
     from adk_sessions import SessionService
+
+    from ._adk_compat import ServiceRegistry
 
 __all__ = (
     "SCHEMES",
@@ -118,10 +110,6 @@ SCHEMES: tuple[str, ...] = (
 """URI schemes :func:`register` claims in google-adk's service registry."""
 
 _MARKER_PREFIX = "rev:"
-_STALE_MESSAGE = (
-    "The session has been modified in storage since it was loaded. "
-    "Please reload the session before appending more events."
-)
 
 
 def _core_url(url: str) -> str:
@@ -248,7 +236,7 @@ def _validated_session(
         events=events if events is not None else [],
         last_update_time=last_update_time,
     )
-    adk_session._storage_update_marker = _marker(revision)
+    compat.set_marker(adk_session, _marker(revision))
     return adk_session
 
 
@@ -292,7 +280,7 @@ def _assembled_session(
     _slot(
         adk_session,
         "__pydantic_private__",
-        {"_storage_update_marker": _MARKER_PREFIX + str(revision)},
+        compat.private_attributes(_MARKER_PREFIX + str(revision)),
     )
     return adk_session
 
@@ -897,7 +885,7 @@ class AdkSessionService(BaseSessionService):
         if event.actions and event.actions.state_delta:
             _check_finite(event.actions.state_delta)
         core = await self._core()
-        revision = _revision(session._storage_update_marker)
+        revision = _revision(compat.get_marker(session))
         last_update_time = session.last_update_time
         if revision is None:
             revision, last_update_time = await self._fallback_revision(core, session)
@@ -914,7 +902,7 @@ class AdkSessionService(BaseSessionService):
         try:
             await core.append_event(target, from_adk_event(event))
         except StaleSessionError as exc:
-            raise AdkStaleSessionError(_STALE_MESSAGE) from exc
+            raise compat.StaleSessionError(compat.STALE_SESSION_MESSAGE) from exc
         except SessionNotFoundError as exc:
             raise AdkSessionNotFoundError(f"Session {session.id} not found.") from exc
         except BaseException:
@@ -927,16 +915,16 @@ class AdkSessionService(BaseSessionService):
 
     def _advance(self, session: AdkSession, event: AdkEvent, target: Session) -> AdkEvent:
         """Move the caller's session and event on after the core stored the event."""
-        self._apply_temp_state(session, event)
-        event = self._trim_temp_delta_state(event)
+        compat.apply_temp_state(self, session, event)
+        event = compat.trim_temp_delta_state(self, event)
         if not event.id:
             event.id = target.events[-1].id
         if self._cache is not None:
             key = (session.app_name, session.user_id, session.id)
             self._cache_append(key, target.revision - 1, target.events[-1])
         session.last_update_time = target.last_update_time
-        session._storage_update_marker = _marker(target.revision)
-        return self._commit_event_to_session(session, event)
+        compat.set_marker(session, _marker(target.revision))
+        return compat.commit_event_to_session(self, session, event)
 
     def _cache_append(self, key: _Key, revision: int, stored: Event) -> None:
         """Extend the cache entry of a session after an append from ``revision`` committed.
@@ -984,7 +972,7 @@ class AdkSessionService(BaseSessionService):
             newest = stored.events[-1].id if stored.events else None
             mine = session.events[-1].id if session.events else None
             if newest != mine:
-                raise AdkStaleSessionError(_STALE_MESSAGE)
+                raise compat.StaleSessionError(compat.STALE_SESSION_MESSAGE)
         return stored.revision, stored.last_update_time
 
 
@@ -1007,9 +995,7 @@ def register(
         schemes: The URI schemes to claim; :data:`SCHEMES` by default.
     """
     if registry is None:
-        from google.adk.cli.service_registry import get_service_registry
-
-        registry = get_service_registry()
+        registry = compat.service_registry()
     factory = cast("Callable[..., Any]", _factory)
     for scheme in schemes:
         registry.register_session_service(scheme, factory)

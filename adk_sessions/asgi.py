@@ -265,7 +265,7 @@ def _check_values(data: object) -> None:
 
 
 def _parse_json(body: bytes) -> object:
-    if not body.strip():
+    if not body:  # no body at all; whitespace alone is not JSON
         return None
     try:
         text = body.decode("utf-8")

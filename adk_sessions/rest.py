@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import attrs
 
-from ._models import Event, EventActions
+from ._models import Event, EventActions, json_fields
 from ._models import Session as CoreSession
 from ._validate import MAX_ID_BYTES
 from .errors import InvalidArgumentError
@@ -56,18 +56,18 @@ _SNAKE = re.compile(r"[a-z][a-z0-9]*(?:_[a-z][a-z0-9]*)+")
 _CAMEL = re.compile(r"[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)+")
 _UPPER = re.compile(r"[A-Z]")
 
-# (camelCase JSON name, library attribute name) of the Event fields.
-_EVENT_FIELDS = (
-    ("id", "id"),
-    ("invocationId", "invocation_id"),
-    ("author", "author"),
-    ("timestamp", "timestamp"),
-    ("partial", "partial"),
-    ("branch", "branch"),
-    ("content", "content"),
-    ("actions", "actions"),
-)
-_ACTION_FIELDS = (("stateDelta", "state_delta"), ("artifactDelta", "artifact_delta"))
+
+def _to_camel(key: str) -> str:
+    if not _SNAKE.fullmatch(key):
+        return key
+    first, *rest = key.split("_")
+    return first + "".join(part[0].upper() + part[1:] for part in rest)
+
+
+# (camelCase JSON name, library attribute name) of the event fields, derived from the models
+# (google-adk derives its camelCase names with one alias generator too).
+_EVENT_FIELDS = tuple((_to_camel(name), name) for name in sorted(json_fields(Event)))
+_ACTION_FIELDS = tuple((_to_camel(name), name) for name in sorted(json_fields(EventActions)))
 _SESSION_FIELDS = (
     ("id", "id"),
     ("appName", "app_name"),
@@ -79,13 +79,6 @@ _SESSION_FIELDS = (
 _CREATE_FIELDS = (("state", "state"), ("events", "events"), ("sessionId", "session_id"))
 _UPDATE_FIELDS = (("stateDelta", "state_delta"),)
 _LIST_FIELDS = (("sessions", "sessions"), ("nextPageToken", "next_page_token"))
-
-
-def _to_camel(key: str) -> str:
-    if not _SNAKE.fullmatch(key):
-        return key
-    first, *rest = key.split("_")
-    return first + "".join(part[0].upper() + part[1:] for part in rest)
 
 
 def _to_snake(key: str) -> str:
@@ -166,25 +159,8 @@ def event_to_json(event: Event) -> dict[str, Any]:
         (``stateDelta``, ``artifactDelta`` and every other action camelCased), then
         ``partial``/``branch``/``content`` when set and every ``extra`` field camelCased.
     """
-    actions: dict[str, Any] = {
-        "stateDelta": event.actions.state_delta,
-        "artifactDelta": event.actions.artifact_delta,
-    }
-    actions.update((_to_camel(k), v) for k, v in event.actions.extra.items())
-    data: dict[str, Any] = {
-        "id": event.id,
-        "invocationId": event.invocation_id,
-        "author": event.author,
-        "timestamp": event.timestamp,
-        "actions": actions,
-    }
-    if event.partial is not None:
-        data["partial"] = event.partial
-    if event.branch is not None:
-        data["branch"] = event.branch
-    if event.content is not None:
-        data["content"] = event.content
-    data.update((_to_camel(k), v) for k, v in event.extra.items())
+    data = {_to_camel(key): value for key, value in event.to_dict().items()}
+    data["actions"] = {_to_camel(key): value for key, value in data["actions"].items()}
     return data
 
 

@@ -46,8 +46,8 @@ from ._pgbouncer import throwaway_pgbouncer
 BACKENDS = ("sqlite", "postgres", "citus")
 
 
-# google-adk 2.x needs Python 3.11+; without it (the [adk] extra) its integration tests are not
-# collected. .ci/run installs the extra, so there they always run.
+# Without google-adk (the [adk] extra) its integration tests are not collected. .ci/run installs
+# the extra, so there they always run (and tox -m adk-matrix runs them per google-adk release).
 def _has_google_adk() -> bool:
     try:
         return importlib.util.find_spec("google.adk") is not None

@@ -84,6 +84,8 @@ async def _every_operation(service: SessionService) -> list[str]:
     await service.list_sessions(app_name="app")
     await service.get_user_state(app_name="app", user_id="alice")
     await service.get_app_state(app_name="app")
+    await service.update_user_state(app_name="app", user_id="alice", delta={"k": 2})
+    await service.update_app_state(app_name="app", delta={"k": 3})
     await service.count_sessions(app_name="app", user_id="alice")
     await service.list_apps()
     await service.delete_sessions(app_name="app", user_id="alice", updated_before=0.0)
@@ -99,6 +101,8 @@ async def _every_operation(service: SessionService) -> list[str]:
         "list_sessions",
         "get_user_state",
         "get_app_state",
+        "update_user_state",
+        "update_app_state",
         "count_sessions",
         "list_apps",
         "delete_sessions",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from typing import Any
 
@@ -18,7 +19,6 @@ from google.adk.auth.auth_credential import AuthCredential, AuthCredentialTypes,
 from google.adk.auth.auth_schemes import OpenIdConnectWithConfig
 from google.adk.auth.auth_tool import AuthConfig
 from google.adk.events import Event, EventActions
-from google.adk.events.event import NodeInfo
 from google.adk.events.event_actions import EventCompaction
 from google.adk.tools.tool_confirmation import ToolConfirmation
 from google.genai import types
@@ -27,7 +27,11 @@ from hypothesis import strategies as st
 
 from adk_sessions.adk import AdkSessionService, from_adk_event, to_adk_event
 
-pytestmark = pytest.mark.anyio
+pytestmark = [
+    pytest.mark.anyio,
+    # google-adk 1.x announces ToolConfirmation as an experimental feature; not our code.
+    pytest.mark.filterwarnings(r"ignore:\[EXPERIMENTAL\]:UserWarning"),
+]
 
 _text = st.text(max_size=20)
 _names = st.text(alphabet="abcdefghij_", min_size=1, max_size=8)
@@ -157,24 +161,23 @@ _actions = _model(
     rewind_before_invocation_id=_maybe(_names),
 )
 
-_events = _model(
-    Event,
-    invocation_id=_names,
-    author=st.sampled_from(["user", "agent", "sub_agent"]),
-    timestamp=st.floats(min_value=0, max_value=4e9, allow_nan=False),
-    content=_maybe(_content),
-    actions=_actions,
-    branch=_maybe(_names),
-    partial=st.just(None),
-    turn_complete=_maybe(st.booleans()),
-    finish_reason=_maybe(st.sampled_from(list(types.FinishReason))),
-    error_code=_maybe(_names),
-    error_message=_maybe(_text),
-    interrupted=_maybe(st.booleans()),
-    model_version=_maybe(_names),
-    avg_logprobs=_maybe(_finite),
-    custom_metadata=_maybe(_json_object),
-    grounding_metadata=_maybe(
+_event_fields: dict[str, st.SearchStrategy[Any]] = {
+    "invocation_id": _names,
+    "author": st.sampled_from(["user", "agent", "sub_agent"]),
+    "timestamp": st.floats(min_value=0, max_value=4e9, allow_nan=False),
+    "content": _maybe(_content),
+    "actions": _actions,
+    "branch": _maybe(_names),
+    "partial": st.just(None),
+    "turn_complete": _maybe(st.booleans()),
+    "finish_reason": _maybe(st.sampled_from(list(types.FinishReason))),
+    "error_code": _maybe(_names),
+    "error_message": _maybe(_text),
+    "interrupted": _maybe(st.booleans()),
+    "model_version": _maybe(_names),
+    "avg_logprobs": _maybe(_finite),
+    "custom_metadata": _maybe(_json_object),
+    "grounding_metadata": _maybe(
         _model(
             types.GroundingMetadata,
             web_search_queries=st.lists(_text, max_size=2),
@@ -187,7 +190,7 @@ _events = _model(
             ),
         )
     ),
-    usage_metadata=_maybe(
+    "usage_metadata": _maybe(
         _model(
             types.GenerateContentResponseUsageMetadata,
             prompt_token_count=st.integers(0, 10**6),
@@ -195,7 +198,7 @@ _events = _model(
             total_token_count=st.integers(0, 10**6),
         )
     ),
-    citation_metadata=_maybe(
+    "citation_metadata": _maybe(
         _model(
             types.CitationMetadata,
             citations=st.lists(
@@ -210,16 +213,19 @@ _events = _model(
             ),
         )
     ),
-    input_transcription=_maybe(_model(types.Transcription, text=_text, finished=st.booleans())),
-    output_transcription=_maybe(_model(types.Transcription, text=_text, finished=st.booleans())),
-    node_info=_model(
-        NodeInfo,
+    "input_transcription": _maybe(_model(types.Transcription, text=_text, finished=st.booleans())),
+    "output_transcription": _maybe(_model(types.Transcription, text=_text, finished=st.booleans())),
+    "long_running_tool_ids": _maybe(st.sets(_names, max_size=3)),
+}
+_node_info = getattr(importlib.import_module("google.adk.events.event"), "NodeInfo", None)
+if _node_info is not None:  # google-adk 2.x
+    _event_fields["node_info"] = _model(
+        _node_info,
         path=_names,
         output_for=_maybe(st.lists(_names, max_size=2)),
         message_as_output=_maybe(st.booleans()),
-    ),
-    long_running_tool_ids=_maybe(st.sets(_names, max_size=3)),
-)
+    )
+_events = _model(Event, **_event_fields)
 
 
 @settings(max_examples=200, deadline=None)

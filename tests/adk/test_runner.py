@@ -6,9 +6,9 @@ from typing import Any
 
 import anyio
 import pytest
-from google.adk.errors import StaleSessionError
 from google.adk.runners import Runner
 
+from adk_sessions._adk_compat import StaleSessionError
 from adk_sessions.adk import AdkSessionService
 
 from ._scripted import APP, make_agent, run_turn

@@ -243,6 +243,13 @@ async def test_list_page_size_zero_and_empty_app(service: SessionService) -> Non
     assert empty.sessions == [] and empty.next_page_token is None
 
 
+async def test_list_largest_page_size(service: SessionService) -> None:
+    """The largest page size accepted (2**63 - 1) lists everything in one page."""
+    await _make_sessions(service, 4, 2)
+    page = await service.list_sessions(app_name=APP, page_size=2**63 - 1)
+    assert len(page.sessions) == 4 and page.next_page_token is None
+
+
 @pytest.mark.parametrize("token", ["garbage", "e30", "WzEsImEiXQ", "!!!", "W10"])
 async def test_foreign_page_token_rejected(service: SessionService, token: str) -> None:
     """A page_token not issued by list_sessions raises InvalidArgumentError."""
