@@ -246,8 +246,9 @@ def _table(query: str) -> str:
 async def test_single_session_operations_are_router_planned(
     recorded: tuple[SessionService, _Recorder], citus_url: str, cached: bool
 ) -> None:
-    """Every statement of create/append (plain, user:, app:)/get/list-one-user/delete is one
-    task on one worker with no subplan; all but the app scope's run on the session's worker."""
+    """Every statement of create/append (plain, user:, app:)/get/list-one-user/delete and of the
+    scope reads and updates is one task on one worker with no subplan; all but the app scope's
+    run on the session's worker."""
     service, recorder = recorded
     user_state = {"user:lang": "fr"}
     delta = {"k": 1, "user:seen": 2, "app:count": 3}
@@ -267,6 +268,10 @@ async def test_single_session_operations_are_router_planned(
         "list_user_sessions": lambda: service.list_sessions(app_name="app", user_id="alice"),
         "get_user_state": lambda: service.get_user_state(app_name="app", user_id="alice"),
         "get_app_state": lambda: service.get_app_state(app_name="app"),
+        "update_user_state": lambda: service.update_user_state(
+            app_name="app", user_id="alice", delta={"lang": "de"}
+        ),
+        "update_app_state": lambda: service.update_app_state(app_name="app", delta={"n": 2}),
         "delete_session": lambda: service.delete_session(
             app_name="app", user_id="alice", session_id="s2"
         ),
@@ -297,6 +302,8 @@ async def test_single_session_operations_are_router_planned(
         "list_user_sessions": ["adk_sessions", "adk_app_states", "adk_user_states"],
         "get_user_state": ["adk_user_states"],
         "get_app_state": ["adk_app_states"],
+        "update_user_state": ["adk_user_states", "adk_user_states"],
+        "update_app_state": ["adk_app_states", "adk_app_states"],
         "delete_session": ["adk_sessions"],
     }
 
