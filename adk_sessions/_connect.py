@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 
 from ._dialect import Dialect
+from ._layout import refresh as refresh_layout
 from ._migrations import check_version, schema_version
 from ._service import SessionService
 from .errors import InvalidArgumentError, StorageError
@@ -62,6 +63,17 @@ _SQLITE_PARAMS: dict[str, Callable[[str], Any]] = {
     "busy_timeout": float,
     "max_readers": int,
 }
+
+
+def boolean(text: str) -> bool:
+    """Read ``true``/``1`` or ``false``/``0`` (any case) from a URL parameter."""
+    if text.lower() in ("true", "1"):
+        return True
+    if text.lower() in ("false", "0"):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
 _POSTGRES_PARAMS: dict[str, Callable[[str], Any]] = {
     "min_size": int,
     "max_size": int,
@@ -70,6 +82,7 @@ _POSTGRES_PARAMS: dict[str, Callable[[str], Any]] = {
     "statement_cache_size": int,
     "schema": str,
     "pgbouncer": str,
+    "distribute": boolean,
 }
 
 
@@ -173,11 +186,12 @@ async def _open(url: str, migrate: bool, options: dict[str, Any]) -> SessionServ
     try:
         service = SessionService(dialect, trace_ids=trace_ids)
         if migrate and not dialect.read_only:
-            applied = await service.migrate()
+            applied = await service.migrate()  # reads the layout (Citus or not) afterwards
             version = len(dialect.migrations)  # migrate() brought it to the newest
         else:
             applied, version = [], await schema_version(dialect)
             check_version(dialect, version)
+            await refresh_layout(dialect)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await dialect.close()
@@ -238,7 +252,9 @@ def connect(url: str = DEFAULT_URL, *, migrate: bool = True, **options: Any) -> 
             ``max_readers`` (4), ``mode`` (``"rwc"``; ``"rw"``: the file must exist; ``"ro"``:
             read-only, nothing is created, migrated or written). PostgreSQL: asyncpg pool
             options, ``min_size`` (1), ``max_size`` (10), ``command_timeout``,
-            ``connect_timeout``, ``statement_cache_size``, ``server_settings``, ``ssl``, ...
+            ``connect_timeout``, ``statement_cache_size``, ``server_settings``, ``ssl``, ...;
+            ``schema``, ``pgbouncer``; ``distribute`` (default true: on a database with the
+            ``citus`` extension, migrations distribute the tables; false keeps them local).
             Both: ``trace_ids`` (False): put user and session ids on OpenTelemetry spans.
 
     URL query parameters are honoured or rejected, never dropped: the options above can be

@@ -29,6 +29,7 @@ __all__ = (
     "Dialect",
     "Row",
     "drive",
+    "drive_async",
     "run_to_completion",
     "statement",
 )
@@ -171,6 +172,11 @@ class Dialect(abc.ABC):
         schema: Where the tables live (PostgreSQL's ``schema=NAME``; SQLite's is ``main``).
         batch_pause: Seconds a long series of write transactions (a prune's batches) rests
             between two of them, so that writers of other processes get their turn.
+        distribute: Whether migrations may distribute the tables (PostgreSQL with Citus; the
+            ``distribute=false`` URL parameter turns it off). Ignored elsewhere.
+        distributed: Whether the tables are Citus tables, as last read from the catalog (see
+            ``_layout``); the service then runs statements that each touch one table, which
+            Citus routes to one shard.
     """
 
     name: str
@@ -180,6 +186,8 @@ class Dialect(abc.ABC):
     read_only: bool = False
     schema: str = "main"
     batch_pause: float = 0.0
+    distribute: bool = True
+    distributed: bool = False
 
     @abc.abstractmethod
     def reader(self) -> AbstractAsyncContextManager[Connection]:

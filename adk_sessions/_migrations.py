@@ -66,7 +66,8 @@ async def migrate(dialect: Dialect) -> list[int]:
 
     Many processes may run this at once: the lock (an advisory lock on PostgreSQL, the write lock
     of ``BEGIN IMMEDIATE`` on SQLite) serialises them and each re-reads the applied versions
-    after taking it, so every migration runs exactly once.
+    after taking it, so every migration runs exactly once. Each migration's transaction first
+    records ``dialect.distribute`` (``set_distribute``), which the Citus migration reads.
 
     Args:
         dialect: The database.
@@ -101,6 +102,8 @@ def _apply_next(dialect: Dialect) -> Body[int | None]:
     if not pending:
         return None
     migration = pending[0]
+    # Read by migration 0002_distribute.sql: 'off' keeps the tables local on Citus.
+    yield q.set_distribute, {"value": "on" if dialect.distribute else "off"}
     for sql in migration.statements:
         yield statement(sql), {}
     yield (

@@ -4,10 +4,16 @@ Order of preference: PostgreSQL binaries on the machine (``initdb``/``pg_ctl``, 
 ``runuser -u postgres`` when root, since PostgreSQL refuses to run as root), then the ``pgserver``
 package (a test extra). :class:`PgCluster` also crashes and restarts its server, for the fault
 tests (``tests/faults/``).
+
+A throwaway Citus cluster (a coordinator and workers on loopback ports) needs the same binaries
+with Citus installed into them (``citus.so`` in ``pg_config --pkglibdir``); the statements that
+wire it together live in ``sql/citus/cluster.sql``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import glob
 import os
@@ -17,17 +23,31 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import warnings
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import attrs
+
+from ._queries import Query, parse_queries, sql_root
 
 __all__ = (
+    "CitusNodes",
     "PgCluster",
     "PostgresUnavailable",
+    "citus_nodes",
+    "find_citus_bindir",
     "find_pg_bindir",
     "postgres_cluster",
+    "throwaway_citus",
     "throwaway_postgres",
+    "wire_citus_database",
 )
+
+_T = TypeVar("_T")
 
 
 class PostgresUnavailable(RuntimeError):
@@ -70,12 +90,14 @@ class PgCluster:
         log: The server's log file.
     """
 
-    def __init__(self, bindir: Path, *, fsync: bool = False) -> None:
+    def __init__(self, bindir: Path, *, fsync: bool = False, settings: str = "") -> None:
         """Create the data directory (``initdb``); the server is not started yet.
 
         Args:
             bindir: A folder holding ``initdb`` and ``pg_ctl``.
             fsync: Keep durability on (``fsync``, ``synchronous_commit``).
+            settings: More server options (``-c name=value ...``), e.g. Citus's
+                ``shared_preload_libraries``.
 
         Raises:
             PostgresUnavailable: When ``initdb`` fails.
@@ -97,6 +119,7 @@ class PgCluster:
         self._options = (
             f"-p {self.port} -k {sockets} -c listen_addresses=127.0.0.1 -c max_connections=200 "
             f"-c fsync={durable} -c synchronous_commit={durable} -c full_page_writes={durable}"
+            + (f" {settings}" if settings else "")
         )
         initdb = ["-D", str(self._data), "-U", "postgres", "-A", "trust", "-E", "UTF8"]
         try:
@@ -286,3 +309,172 @@ def throwaway_postgres(*, fsync: bool = False, source: str = "auto") -> Iterator
         return
     with _from_pgserver() as dsn:
         yield dsn
+
+
+# --- Citus ----------------------------------------------------------------------------------------
+
+
+def find_citus_bindir() -> Path | None:
+    """Return the folder of :func:`find_pg_bindir` when its PostgreSQL has Citus installed.
+
+    Citus is installed when ``citus.so`` is in that PostgreSQL's ``pg_config --pkglibdir``.
+    """
+    bindir = find_pg_bindir()
+    if bindir is None or not (bindir / "pg_config").exists():
+        return None
+    try:
+        found = subprocess.run(
+            [str(bindir / "pg_config"), "--pkglibdir"], check=True, capture_output=True, text=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return bindir if (Path(found.stdout.strip()) / "citus.so").exists() else None
+
+
+@attrs.frozen(kw_only=True)
+class CitusNodes:
+    """The nodes of a Citus cluster, as the coordinator reaches them.
+
+    Attributes:
+        coordinator: ``(host, port)`` of the coordinator, or None when it is not registered.
+        workers: ``(host, port)`` of each worker.
+    """
+
+    coordinator: tuple[str, int] | None
+    workers: tuple[tuple[str, int], ...]
+
+    def worker_dsns(self, dsn: str) -> list[str]:
+        """Return ``dsn`` (user, password, database) pointed at each worker.
+
+        Args:
+            dsn: A DSN of the coordinator.
+
+        Returns:
+            One DSN per worker.
+        """
+        return [_at(dsn, host, port) for host, port in self.workers]
+
+
+def _cluster_queries() -> dict[str, Query]:
+    text = (sql_root() / "citus" / "cluster.sql").read_text("utf-8")
+    return parse_queries(text, positional=True, source="sql/citus/cluster.sql")
+
+
+def _at(dsn: str, host: str, port: int) -> str:
+    """``dsn`` with its host and port replaced (user, password and database kept)."""
+    parts = urllib.parse.urlsplit(dsn)
+    userinfo, _, _ = parts.netloc.rpartition("@")
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return urllib.parse.urlunsplit(
+        parts._replace(netloc=f"{userinfo}@{address}" if userinfo else address)
+    )
+
+
+async def _execute(conn: asyncpg.Connection, query: Query, **params: Any) -> list[asyncpg.Record]:
+    return await conn.fetch(query.statements[0], *[params[name] for name in query.params])  # type: ignore[no-any-return]
+
+
+async def citus_nodes(dsn: str) -> CitusNodes:
+    """Read a Citus database's nodes from its coordinator.
+
+    Args:
+        dsn: A database on the coordinator that has the ``citus`` extension.
+
+    Returns:
+        The coordinator and the workers.
+    """
+    nodes = _cluster_queries()["nodes"]
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await _execute(conn, nodes)
+    finally:
+        await conn.close()
+    coordinator = [(r["nodename"], int(r["nodeport"])) for r in rows if r["is_coordinator"]]
+    return CitusNodes(
+        coordinator=coordinator[0] if coordinator else None,
+        workers=tuple((r["nodename"], int(r["nodeport"])) for r in rows if not r["is_coordinator"]),
+    )
+
+
+async def wire_citus_database(dsn: str, nodes: CitusNodes) -> None:
+    """Make a database that exists on every node one Citus cluster.
+
+    Creates the ``citus`` extension in the database on each worker and on the coordinator, then
+    registers the coordinator and the workers in it (both idempotent). The workers are reached
+    at the addresses in ``nodes`` with the user and password of ``dsn``.
+
+    Args:
+        dsn: The database on the coordinator.
+        nodes: The nodes (:func:`citus_nodes` of a database already wired, or a new cluster's).
+    """
+    q = _cluster_queries()
+    for worker in nodes.worker_dsns(dsn):
+        conn = await asyncpg.connect(worker)
+        try:
+            await _execute(conn, q["create_extension"])
+        finally:
+            await conn.close()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await _execute(conn, q["create_extension"])
+        if nodes.coordinator is not None:
+            host, port = nodes.coordinator
+            await _execute(conn, q["set_coordinator"], host=host, port=port)
+        for host, port in nodes.workers:
+            await _execute(conn, q["add_node"], host=host, port=port)
+    finally:
+        await conn.close()
+
+
+def _in_a_thread(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine to completion from synchronous code, even inside a running event loop."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+@contextlib.contextmanager
+def throwaway_citus(*, workers: int = 2, fsync: bool = False) -> Iterator[str]:
+    """Start a private Citus cluster, a coordinator and ``workers`` workers, for the block.
+
+    Every node is a :class:`PgCluster` from :func:`find_citus_bindir`'s binaries on a loopback
+    port with ``shared_preload_libraries = 'citus'``. The coordinator's ``postgres`` database is
+    wired (:func:`wire_citus_database`); new databases need the same, on every node.
+
+    Args:
+        workers: Worker nodes (at least 1).
+        fsync: Keep durability on (``fsync``, ``synchronous_commit``) on every node.
+
+    Yields:
+        A ``postgresql://`` DSN of the coordinator's ``postgres`` database, trust authentication.
+
+    Raises:
+        PostgresUnavailable: When no PostgreSQL binaries with Citus are found, or a node fails
+            to start.
+    """
+    if workers < 1:
+        raise ValueError(f"a Citus cluster needs at least one worker, not {workers}")
+    bindir = find_citus_bindir()
+    if bindir is None:
+        raise PostgresUnavailable(
+            "no PostgreSQL binaries with Citus installed (citus.so in pg_config --pkglibdir)"
+        )
+    nodes: list[PgCluster] = []
+    try:
+        for _ in range(workers + 1):
+            node = PgCluster(bindir, fsync=fsync, settings="-c shared_preload_libraries=citus")
+            nodes.append(node)
+            node.start()
+        coordinator, others = nodes[0], nodes[1:]
+        wiring = CitusNodes(
+            coordinator=("127.0.0.1", coordinator.port),
+            workers=tuple(("127.0.0.1", node.port) for node in others),
+        )
+        try:
+            _in_a_thread(wire_citus_database(coordinator.dsn, wiring))
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise PostgresUnavailable(f"could not wire a Citus cluster: {exc}") from exc
+        yield coordinator.dsn
+    finally:
+        for node in nodes:
+            node.stop()
+            node.remove()

@@ -236,7 +236,8 @@ class PostgresDialect(Dialect):
             dsn: A libpq-style ``postgresql://`` URL.
             options: ``schema`` (where the tables live, default ``public``; created if missing),
                 ``pgbouncer`` (behind a pooler in transaction mode: no prepared-statement
-                cache), and asyncpg pool options: ``min_size``, ``max_size``,
+                cache), ``distribute`` (default true; false keeps the tables local on a
+                database with Citus), and asyncpg pool options: ``min_size``, ``max_size``,
                 ``command_timeout``, ...
 
         Returns:
@@ -247,14 +248,15 @@ class PostgresDialect(Dialect):
             StorageError: When the server cannot be reached (``StorageUnavailableError`` when a
                 retry may succeed; no password in the message).
         """
-        unknown = set(options) - _POOL_OPTIONS - {"schema", "pgbouncer"}
+        unknown = set(options) - _POOL_OPTIONS - {"schema", "pgbouncer", "distribute"}
         if unknown:
-            known = sorted(_POOL_OPTIONS | {"schema", "pgbouncer"})
+            known = sorted(_POOL_OPTIONS | {"schema", "pgbouncer", "distribute"})
             raise InvalidArgumentError(
                 f"unknown PostgreSQL option(s) {sorted(unknown)}; known: {known}"
             )
         kwargs = {**_POOL_DEFAULTS, **options}
         schema = _check_schema(kwargs.pop("schema", "public"))
+        distribute = _check_flag("distribute", kwargs.pop("distribute", True))
         if _check_flag("pgbouncer", kwargs.pop("pgbouncer", False)):
             # PgBouncer in transaction mode may run each statement outside a transaction on
             # another server connection, where a named prepared statement does not exist:
@@ -271,6 +273,7 @@ class PostgresDialect(Dialect):
         if connect_timeout is not None:
             kwargs["timeout"] = connect_timeout
         dialect = cls(dsn, kwargs, schema=schema)
+        dialect.distribute = distribute
         await dialect._pool()
         return dialect
 

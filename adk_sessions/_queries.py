@@ -90,20 +90,29 @@ class Queries:
     applied_versions: Query
     record_migration: Query
     count_rows: Query
+    set_distribute: Query
+    citus_version: Query
+    distribution: Query
     ping: Query
     insert_session: Query
     merge_app_state: Query
     merge_user_state: Query
     get_session: Query
     get_scope_states: Query
+    get_session_with_user: Query
+    get_app_scope: Query
+    get_user_scope: Query
     list_sessions: Query
     list_user_sessions: Query
     delete_session: Query
     lock_session: Query
     append_event: Query
+    insert_event: Query
+    advance_session: Query
     get_event_at: Query
     get_events: Query
     list_apps_with_sessions: Query
+    list_apps_distributed: Query
     count_expired_sessions: Query
     find_expired_bound: Query
     delete_expired_sessions: Query

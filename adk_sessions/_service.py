@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import anyio
 import attrs
 
-from . import _migrations
+from . import _layout, _migrations
 from ._codec import (
     Cursor,
     StoredSession,
@@ -24,9 +24,9 @@ from ._codec import (
     session_state,
     stored_events,
 )
-from ._dialect import Body, ConstraintError, Dialect
+from ._dialect import Body, Connection, ConstraintError, Dialect, drive_async
 from ._models import Event, ListSessionsResponse, Session
-from ._queries import Queries
+from ._queries import Kind, Queries, Query
 from ._state import (
     SCOPE_PREFIXES,
     dumps,
@@ -121,17 +121,52 @@ def _prepare_event(event: Event, *, app_name: str, user_id: str, session_id: str
 
 
 def _write_event(
-    q: Queries, item: _PreparedEvent, *, session_id: str, revision: int, update_time: float
+    q: Queries,
+    item: _PreparedEvent,
+    *,
+    session_id: str,
+    revision: int,
+    update_time: float,
+    distributed: bool,
 ) -> Body[tuple[int, float]]:
     """Insert one event and apply its deltas; the transaction holds the session lock.
+
+    One statement (``append_event``, data-modifying CTEs) on plain tables. On Citus tables one
+    statement per table instead, each routed to one shard: Citus plans INSERT CTEs as separate
+    steps, and the app scope lives on the app's shard, not the user's. App before user, as
+    create_session merges them, so that no two transactions wait on each other.
 
     Returns:
         The session's new revision and update time.
     """
     seq = revision + 1
     new_time = max(update_time, item.params["timestamp"])
+    params = {**item.params, "seq": seq, "update_time": new_time}
     try:
-        yield q.append_event, {**item.params, "seq": seq, "update_time": new_time}
+        if not distributed:
+            yield q.append_event, params
+        else:
+            yield q.insert_event, params
+            if params["app_delta"] is not None:
+                yield (
+                    q.merge_app_state,
+                    {
+                        "app_name": params["app_name"],
+                        "delta": params["app_delta"],
+                        "update_time": new_time,
+                    },
+                )
+            if params["user_delta"] is not None:
+                yield (
+                    q.merge_user_state,
+                    {
+                        "app_name": params["app_name"],
+                        "user_id": params["user_id"],
+                        "delta": params["user_delta"],
+                        "update_time": new_time,
+                    },
+                )
+            yield q.advance_session, params
     except ConstraintError as exc:
         raise InvalidArgumentError(
             f"event id {item.stored.id!r} already exists in session {session_id!r}"
@@ -140,7 +175,7 @@ def _write_event(
 
 
 def _append(
-    q: Queries, decode: Any, session: Session, item: _PreparedEvent
+    q: Queries, decode: Any, session: Session, item: _PreparedEvent, *, distributed: bool
 ) -> Body[tuple[int, float]]:
     """The append transaction: lock, check the revision (or recognise a retry), write.
 
@@ -158,7 +193,12 @@ def _append(
     if revision == session.revision:
         return (
             yield from _write_event(
-                q, item, session_id=session.id, revision=revision, update_time=update_time
+                q,
+                item,
+                session_id=session.id,
+                revision=revision,
+                update_time=update_time,
+                distributed=distributed,
             )
         )
     if revision == session.revision + 1:
@@ -180,6 +220,37 @@ def _append(
 
 def _nothing(_: object) -> None:
     """An ``on_commit`` for writes that advance nothing in memory."""
+
+
+def _scopes(
+    q: Queries, *, app_name: str, user_id: str | None, distributed: bool, app: bool = True
+) -> Body[tuple[Any, Any]]:
+    """Read the app scope (when ``app``) and one user's scope (when ``user_id``), as stored.
+
+    One statement on plain tables. On Citus tables one per scope, each on its own shard (a
+    statement touching both would be planned in steps across nodes).
+    """
+    if not distributed:
+        row = yield q.get_scope_states, {"app_name": app_name, "user_id": user_id or ""}
+        return row["app_state"], row["user_state"]
+    app_state = (yield q.get_app_scope, {"app_name": app_name}) if app else None
+    user_state = None
+    if user_id is not None:
+        user_state = yield q.get_user_scope, {"app_name": app_name, "user_id": user_id}
+    return app_state, user_state
+
+
+async def _read(conn: Connection, body: Body[Any]) -> Any:
+    """Run a read-only body on a borrowed connection, one round trip per query."""
+
+    async def run(query: Query, params: Mapping[str, Any]) -> Any:
+        if query.kind is Kind.ROWS:
+            return await conn.rows(query, params)
+        if query.kind is Kind.ONE:
+            return await conn.one(query, params)
+        return await conn.value(query, params)
+
+    return await drive_async(body, run)
 
 
 class SessionService:
@@ -236,13 +307,19 @@ class SessionService:
     async def migrate(self) -> list[int]:
         """Apply pending schema migrations (idempotent, safe to run from many processes at once).
 
+        On PostgreSQL with the ``citus`` extension installed, migration 2 distributes the tables
+        over the Citus cluster (sessions, events and user state by ``user_id``, co-located; app
+        state by ``app_name``), unless the URL said ``distribute=false``.
+
         Returns:
             The versions applied by this call.
 
         Raises:
             SchemaError: When the schema is newer than this code.
         """
-        return await _migrations.migrate(self._dialect)
+        applied = await _migrations.migrate(self._dialect)
+        await _layout.refresh(self._dialect)
+        return applied
 
     @traced("schema_version")
     async def schema_version(self) -> int:
@@ -254,15 +331,21 @@ class SessionService:
         """Return where the tables live, the schema versions (applied and known), row counts.
 
         Returns:
-            ``{"schema", "schema_version", "code_version", "apps", "users", "sessions",
-            "events"}``; counts are present only once the schema exists. ``schema`` is the
-            PostgreSQL schema of the tables (SQLite: ``main``).
+            ``{"schema", "schema_version", "code_version", "distributed", "distribution",
+            "apps", "users", "sessions", "events"}``; counts are present only once the schema
+            exists. ``schema`` is the PostgreSQL schema of the tables (SQLite: ``main``).
+            ``distributed`` says whether Citus holds the tables; ``distribution`` is
+            ``{"citus": version or None, "tables": {name: {"kind", "column",
+            "colocation_id", "shards"}}}``.
         """
         version = await self.schema_version()
+        layout = await _layout.read_layout(self._dialect)
         result: dict[str, Any] = {
             "schema": self._dialect.schema,
             "schema_version": version,
             "code_version": len(self._dialect.migrations),
+            "distributed": layout.distributed,
+            "distribution": layout.to_dict(),
         }
         if version:
             async with self._dialect.reader() as conn:
@@ -331,6 +414,7 @@ class SessionService:
         now = time.time() if given_time is None else given_time
         key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
         q = self._q
+        distributed = self._dialect.distributed
 
         def create() -> Body[tuple[int, float, Any]]:
             created = yield (
@@ -366,16 +450,21 @@ class SessionService:
             revision, update_time = 0, now
             for item in prepared:
                 revision, update_time = yield from _write_event(
-                    q, item, session_id=session_id, revision=revision, update_time=update_time
+                    q,
+                    item,
+                    session_id=session_id,
+                    revision=revision,
+                    update_time=update_time,
+                    distributed=distributed,
                 )
-            scopes = yield q.get_scope_states, key
+            scopes = yield from _scopes(
+                q, app_name=app_name, user_id=user_id, distributed=distributed
+            )
             return revision, update_time, scopes
 
-        revision, update_time, scopes = await self._dialect.write(create, _nothing)
+        revision, update_time, (app_state, user_state) = await self._dialect.write(create, _nothing)
         decode = self._dialect.decode_json
-        merged = merge_state(
-            decode(scopes["app_state"]) or {}, decode(scopes["user_state"]) or {}, scoped.session
-        )
+        merged = merge_state(decode(app_state) or {}, decode(user_state) or {}, scoped.session)
         for item in prepared:
             merged.update(item.stored.actions.state_delta)
         return Session(
@@ -439,8 +528,12 @@ class SessionService:
             session.events.append(item.stored)
             session.revision, session.last_update_time = moved
 
+        distributed = self._dialect.distributed
         await self._dialect.write(
-            lambda: _append(self._q, self._dialect.decode_json, session, item), advance
+            lambda: _append(
+                self._q, self._dialect.decode_json, session, item, distributed=distributed
+            ),
+            advance,
         )
         return item.stored
 
@@ -529,9 +622,16 @@ class SessionService:
         key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
         decode = self._dialect.decode_json
         async with self._dialect.reader() as conn:
-            row = await conn.one(self._q.get_session, key)
-            if row is None:
-                return None
+            if not self._dialect.distributed:
+                row = await conn.one(self._q.get_session, key)
+                if row is None:
+                    return None
+                app_state = row["app_state"]
+            else:  # the session with its user scope on one shard, the app scope on another
+                row = await conn.one(self._q.get_session_with_user, key)
+                if row is None:
+                    return None
+                app_state = await conn.value(self._q.get_app_scope, {"app_name": app_name})
             texts: list[str] = []
             seqs: list[int] = []
             if limit != 0 and row["revision"] >= first_seq:
@@ -548,7 +648,7 @@ class SessionService:
                 texts, seqs = stored_events(rows)
         state = session_state(
             row,
-            scopes=prefixed_scopes(decode(row["app_state"]) or {}, decode(row["user_state"]) or {}),
+            scopes=prefixed_scopes(decode(app_state) or {}, decode(row["user_state"]) or {}),
             decode=decode,
             session_id=session_id,
         )
@@ -648,18 +748,20 @@ class SessionService:
                 rows = await conn.rows(
                     self._q.list_sessions, {**params, "after_user": cursor.user_id}
                 )
-                scopes = await conn.one(
-                    self._q.get_scope_states, {"app_name": app_name, "user_id": ""}
-                )
             else:
                 rows = await conn.rows(self._q.list_user_sessions, {**params, "user_id": user_id})
-                scopes = await conn.one(
-                    self._q.get_scope_states, {"app_name": app_name, "user_id": user_id}
-                )
-        assert scopes is not None
+            stored_app, stored_user = await _read(
+                conn,
+                _scopes(
+                    self._q,
+                    app_name=app_name,
+                    user_id=user_id,
+                    distributed=self._dialect.distributed,
+                ),
+            )
         more = size is not None and len(rows) > size
         rows = rows[:size] if more else rows
-        app_state = decode(scopes["app_state"]) or {}
+        app_state = decode(stored_app) or {}
         # Each user's scopes are decoded once per page, however many sessions they own; nested
         # values are copied per session so that no two sessions share a mutable object.
         overlays: dict[str, tuple[dict[str, Any], bool]] = {}
@@ -667,7 +769,7 @@ class SessionService:
         for row in rows:
             owner = row["user_id"]
             if owner not in overlays:
-                user_state = scopes["user_state"] if user_id is not None else row["user_state"]
+                user_state = stored_user if user_id is not None else row["user_state"]
                 overlay = prefixed_scopes(app_state, decode(user_state) or {})
                 nested = any(isinstance(v, (dict, list)) for v in overlay.values())
                 overlays[owner] = (overlay, nested)
@@ -827,8 +929,13 @@ class SessionService:
         Returns:
             The app names.
         """
+        query = (
+            self._q.list_apps_distributed  # Citus cannot run the recursive skip scan
+            if self._dialect.distributed
+            else self._q.list_apps_with_sessions
+        )
         async with self._dialect.reader() as conn:
-            rows = await conn.rows(self._q.list_apps_with_sessions, {})
+            rows = await conn.rows(query, {})
         return [row["app_name"] for row in rows]
 
     @traced("update_app_state")
@@ -891,14 +998,21 @@ class SessionService:
             "update_time": time.time(),
         }
         q = self._q
+        distributed = self._dialect.distributed
 
         def update() -> Body[Any]:
             yield (q.merge_app_state if user_id is None else q.merge_user_state), params
-            return (yield q.get_scope_states, params)
+            app_state, user_state = yield from _scopes(
+                q,
+                app_name=app_name,
+                user_id=user_id,
+                distributed=distributed,
+                app=user_id is None,
+            )
+            return app_state if user_id is None else user_state
 
-        row = await self._dialect.write(update, _nothing)
-        column = "app_state" if user_id is None else "user_state"
-        return dict(self._dialect.decode_json(row[column]) or {})
+        stored = await self._dialect.write(update, _nothing)
+        return dict(self._dialect.decode_json(stored) or {})
 
     @traced("get_user_state")
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
@@ -914,11 +1028,17 @@ class SessionService:
         check_name("app_name", app_name)
         check_name("user_id", user_id)
         async with self._dialect.reader() as conn:
-            row = await conn.one(
-                self._q.get_scope_states, {"app_name": app_name, "user_id": user_id}
+            _, user_state = await _read(
+                conn,
+                _scopes(
+                    self._q,
+                    app_name=app_name,
+                    user_id=user_id,
+                    distributed=self._dialect.distributed,
+                    app=False,
+                ),
             )
-        assert row is not None
-        return dict(self._dialect.decode_json(row["user_state"]) or {})
+        return dict(self._dialect.decode_json(user_state) or {})
 
     @traced("get_app_state")
     async def get_app_state(self, *, app_name: str) -> dict[str, Any]:
@@ -932,6 +1052,13 @@ class SessionService:
         """
         check_name("app_name", app_name)
         async with self._dialect.reader() as conn:
-            row = await conn.one(self._q.get_scope_states, {"app_name": app_name, "user_id": ""})
-        assert row is not None
-        return dict(self._dialect.decode_json(row["app_state"]) or {})
+            app_state, _ = await _read(
+                conn,
+                _scopes(
+                    self._q,
+                    app_name=app_name,
+                    user_id=None,
+                    distributed=self._dialect.distributed,
+                ),
+            )
+        return dict(self._dialect.decode_json(app_state) or {})

@@ -40,7 +40,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quick", action="store_true", help="small sizes, 3 rounds (under a minute)")
     p.add_argument("--pg-dsn", help="PostgreSQL server to use (default: a throwaway cluster)")
-    p.add_argument("--backends", default="sqlite,postgres", help="comma list (default: both)")
+    p.add_argument(
+        "--citus-dsn",
+        help="Citus coordinator to use for the citus backend (default: a throwaway coordinator "
+        "and two workers, when Citus is installed into the PostgreSQL binaries)",
+    )
+    p.add_argument(
+        "--backends",
+        default=None,
+        help="comma list of sqlite, postgres, citus (default: sqlite,postgres, and citus when "
+        "--citus-dsn is given or Citus is installed)",
+    )
     p.add_argument(
         "--contenders",
         help="comma list of ours, ours-adk, ours-adk-cache, adk-db, adk-sqlite, floor "
@@ -75,7 +85,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     _floor.SQLITE_SYNCHRONOUS[0] = args.sqlite_synchronous
     if args.rounds:
         sizes = Sizes(**{**_asdict(sizes), "rounds": args.rounds})
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    backends = [b.strip() for b in (args.backends or _default_backends(args)).split(",")]
+    backends = [b for b in backends if b]
     only = set(args.contenders.split(",")) if args.contenders else None
     run: dict[str, Any] = {
         "meta": {
@@ -108,7 +119,18 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         for backend in backends:
             admin: str | None = None
-            if backend == "postgres":
+            if backend == "citus":
+                progress.step("citus · starting coordinator and workers", advance=False)
+                admin, source = stack.enter_context(_pg.citus_server(args.citus_dsn))
+                settings = await _pg.durability_settings(admin, enforce=False)
+                cluster = await _pg.citus_versions(admin)
+                run["meta"]["durability"]["citus"] = {"server": source, **cluster, **settings}
+                if settings["fsync"] != "on" or settings["synchronous_commit"] != "on":
+                    print(
+                        "WARNING: the Citus coordinator runs without fsync/synchronous_commit",
+                        file=sys.stderr,
+                    )
+            elif backend == "postgres":
                 progress.step("postgres · starting server", advance=False)
                 admin, source = stack.enter_context(_pg.pg_server(args.pg_dsn))
                 settings = await _pg.durability_settings(admin, enforce=args.pg_dsn is None)
@@ -139,6 +161,13 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     run["meta"]["seconds"] = round(time.perf_counter() - started, 1)
     run["targets"] = _report.targets(run)
     return run
+
+
+def _default_backends(args: argparse.Namespace) -> str:
+    from adk_sessions._pgcluster import find_citus_bindir
+
+    citus = args.citus_dsn or find_citus_bindir() is not None
+    return "sqlite,postgres,citus" if citus else "sqlite,postgres"
 
 
 def _asdict(sizes: Sizes) -> dict[str, Any]:

@@ -33,8 +33,9 @@ class Contender(abc.ABC):
     Attributes:
         key: Short name used in tables and JSON (``ours``, ``ours-adk``, ``adk-db``, ...).
         title: Long name for the legend.
-        backend: ``"sqlite"`` or ``"postgres"``.
+        backend: ``"sqlite"``, ``"postgres"`` or ``"citus"`` (PostgreSQL distributed by Citus).
         growth: Whether the growth workloads (100 vs 100,000 events) run on it.
+        scopes: Whether the appends with and without ``app:``/``user:`` keys run on it.
         adk_api: Whether it is a google-adk ``BaseSessionService`` (its ``service``), which
             the Runner-turn workload drives.
     """
@@ -42,14 +43,15 @@ class Contender(abc.ABC):
     key: str = ""
     title: str = ""
     growth: bool = False
+    scopes: bool = False
     adk_api: bool = False
 
     def __init__(self, backend: str, location: str, pool_size: int) -> None:
         """Remember where the contender's fresh database is.
 
         Args:
-            backend: ``"sqlite"`` or ``"postgres"``.
-            location: A file path (SQLite) or a DSN of an empty database (PostgreSQL).
+            backend: ``"sqlite"``, ``"postgres"`` or ``"citus"``.
+            location: A file path (SQLite) or a DSN of an empty database (PostgreSQL, Citus).
             pool_size: Connections the contender may open (PostgreSQL).
         """
         self.backend = backend
@@ -107,6 +109,7 @@ class OursCore(Contender):
     key = "ours"
     title = "adk_sessions (core API)"
     growth = True
+    scopes = True
 
     async def open(self) -> None:
         """Connect with ``adk_sessions.connect`` (migrations on)."""
@@ -126,7 +129,7 @@ class OursCore(Contender):
         return "sqlite:///<file>" if self.backend == "sqlite" else "postgresql://<db>"
 
     def _options(self) -> dict[str, Any]:
-        if self.backend == "postgres":
+        if self.backend != "sqlite":
             return {"min_size": 1, "max_size": self.pool_size}
         # The library defaults to synchronous=FULL; the benchmark runs everyone at the same level
         # (NORMAL unless --sqlite-synchronous says otherwise).
@@ -184,7 +187,7 @@ class OursCore(Contender):
             )
             for i, e in enumerate(specs, start=handle.revision + 1)
         ]
-        if self.backend == "postgres":
+        if self.backend != "sqlite":
             pool = await asyncpg.create_pool(self.location, min_size=1, max_size=1)
             try:
                 await _floor.bulk_load_postgres(pool, handle, records)
@@ -344,6 +347,7 @@ class Floor(Contender):
     key = "floor"
     title = "floor (raw asyncpg / aiosqlite)"
     growth = True
+    scopes = True
 
     async def open(self) -> None:
         """Create the schema and connect."""
@@ -406,13 +410,19 @@ def adk_wrapper_available() -> bool:
 def build_contenders(backend: str, only: set[str] | None) -> list[type[Contender]]:
     """Return the contender classes that run on a backend.
 
+    On Citus only the library runs: google-adk's services would keep their tables local on the
+    coordinator, and the floor's reads (one statement joining the app scope) are not what a
+    Citus-aware reader would send.
+
     Args:
-        backend: ``"sqlite"`` or ``"postgres"``.
+        backend: ``"sqlite"``, ``"postgres"`` or ``"citus"``.
         only: Keys to keep, or ``None`` for all.
 
     Returns:
         The classes, library first, floor last.
     """
+    if backend == "citus":
+        return [c for c in (OursCore,) if only is None or c.key in only]
     classes: list[type[Contender]] = [OursCore]
     if adk_wrapper_available():
         classes += [OursAdk, OursAdkCache]

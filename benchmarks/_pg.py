@@ -1,4 +1,8 @@
-"""PostgreSQL for the benchmark: a DSN or a throwaway cluster; a fresh database per contender."""
+"""PostgreSQL for the benchmark: a DSN or a throwaway cluster; a fresh database per contender.
+
+A Citus cluster (backend ``citus``) is the same: a coordinator DSN or a throwaway coordinator with
+two workers; each contender's fresh database is created on every node and wired together.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ("durability_settings", "fresh_database", "pg_server", "with_database")
+__all__ = ("citus_server", "durability_settings", "fresh_database", "pg_server", "with_database")
 
 _SETTINGS = (
     "server_version",
@@ -49,6 +53,47 @@ def pg_server(dsn: str | None) -> Iterator[tuple[str, str]]:
             kwargs[name] = True
     with factory(**kwargs) as throwaway_dsn:
         yield str(throwaway_dsn), f"throwaway_postgres({', '.join(f'{k}=True' for k in kwargs)})"
+
+
+@contextlib.contextmanager
+def citus_server(dsn: str | None) -> Iterator[tuple[str, str]]:
+    """Yield an administrative DSN of a Citus coordinator and where it came from.
+
+    Args:
+        dsn: A coordinator DSN given on the command line, or ``None`` for a throwaway cluster
+            (``adk_sessions._pgcluster.throwaway_citus(fsync=True)``: a coordinator and two
+            workers, durability on for every node).
+
+    Yields:
+        ``(dsn, source)``.
+    """
+    if dsn:
+        yield dsn, "--citus-dsn"
+        return
+    from adk_sessions import _pgcluster
+
+    with _pgcluster.throwaway_citus(workers=2, fsync=True) as throwaway_dsn:
+        yield throwaway_dsn, "throwaway_citus(workers=2, fsync=True)"
+
+
+async def citus_versions(dsn: str) -> dict[str, str]:
+    """Return the Citus version and the worker count of a coordinator (for the report).
+
+    Args:
+        dsn: An administrative DSN of the coordinator.
+
+    Returns:
+        ``{"citus": ..., "workers": ...}``.
+    """
+    from adk_sessions import _pgcluster
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        version = await conn.fetchval("SELECT citus_version()")
+    finally:
+        await conn.close()
+    nodes = await _pgcluster.citus_nodes(dsn)
+    return {"citus": str(version).split(" on ")[0], "workers": str(len(nodes.workers))}
 
 
 async def durability_settings(dsn: str, *, enforce: bool) -> dict[str, str]:
@@ -97,28 +142,48 @@ def with_database(dsn: str, database: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(path="/" + database))
 
 
+async def _nodes(admin_dsn: str, citus: bool) -> tuple[list[str], Any]:
+    """The maintenance DSN of every node (coordinator first) and the Citus nodes, if any."""
+    if not citus:
+        return [admin_dsn], None
+    from adk_sessions import _pgcluster
+
+    nodes = await _pgcluster.citus_nodes(admin_dsn)
+    return [admin_dsn, *nodes.worker_dsns(admin_dsn)], nodes
+
+
 @contextlib.asynccontextmanager
-async def fresh_database(admin_dsn: str, label: str) -> AsyncIterator[str]:
+async def fresh_database(admin_dsn: str, label: str, *, citus: bool = False) -> AsyncIterator[str]:
     """Create a new database for one contender and drop it afterwards.
 
     Args:
         admin_dsn: A DSN with the right to create databases.
         label: Part of the database name.
+        citus: ``admin_dsn`` is a Citus coordinator: create the database on every node, with
+            the extension, and register the nodes in it.
 
     Yields:
         A DSN of the new, empty database.
     """
     name = f"bench_{label.replace('-', '_')}_{secrets.token_hex(3)}"
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    try:
-        yield with_database(admin_dsn, name)
-    finally:
-        conn = await asyncpg.connect(admin_dsn)
+    dsns, nodes = await _nodes(admin_dsn, citus)
+    for node in dsns:
+        conn = await asyncpg.connect(node)
         try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{name}"')
         finally:
             await conn.close()
+    try:
+        url = with_database(admin_dsn, name)
+        if nodes is not None:
+            from adk_sessions import _pgcluster
+
+            await _pgcluster.wire_citus_database(url, nodes)
+        yield url
+    finally:
+        for node in reversed(dsns):
+            conn = await asyncpg.connect(node)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()

@@ -28,8 +28,18 @@ def _ops(backend: dict[str, Any], workload: str, key: str) -> float | None:
     return float(stats["ops_per_s"])
 
 
-def _ratio(backend: dict[str, Any], workload: str, num: str, den: str) -> float | None:
-    a, b = _ops(backend, workload, num), _ops(backend, workload, den)
+def _ratio(
+    backend: dict[str, Any],
+    workload: str,
+    num: str,
+    den: str,
+    *,
+    den_workload: str | None = None,
+    den_backend: dict[str, Any] | None = None,
+) -> float | None:
+    """ops/s of ``num`` over ops/s of ``den`` (on another workload or backend when given)."""
+    a = _ops(backend, workload, num)
+    b = _ops(den_backend or backend, den_workload or workload, den)
     return None if a is None or b is None or b == 0 else a / b
 
 
@@ -125,6 +135,22 @@ def render(run: dict[str, Any]) -> str:
                     ]
                 )
             lines.append(_table(rows))
+        scope_rows = [
+            [
+                f"{k}: append time with the key / without",
+                *[
+                    "-"
+                    if (r := _ratio(data, "append_plain", k, k, den_workload=w)) is None
+                    else f"{r:.2f}x"
+                    for w in ("append_user", "append_app")
+                ],
+            ]
+            for k in keys
+            if _ops(data, "append_plain", k) is not None
+        ]
+        if scope_rows:
+            lines.append("")
+            lines.append(_table([["scope keys", "user: key", "app: key"], *scope_rows]))
         lines.extend(_turn_lines(data.get("turns") or {}))
         lines.extend(_memory_lines(data.get("cache_memory") or {}))
         errors = [
@@ -136,6 +162,30 @@ def render(run: dict[str, Any]) -> str:
         if errors:
             lines.append("\nerrors:")
             lines.extend(errors)
+    pg, citus = run["backends"].get("postgres"), run["backends"].get("citus")
+    if pg and citus:
+        lines.append("")
+        lines.append("== citus vs postgres (ours) ==")
+        meta_citus = meta["durability"].get("citus", {})
+        lines.append(
+            f"  Citus {meta_citus.get('citus', '?')}, {meta_citus.get('workers', '?')} workers, "
+            f"PostgreSQL {meta_citus.get('server_version', '?')}"
+        )
+        rows = [["ops/s", "postgres", "citus", "citus/postgres"]]
+        for w in WORKLOADS:
+            on_pg, on_citus = _ops(pg, w, "ours"), _ops(citus, w, "ours")
+            r = _ratio(citus, w, "ours", "ours", den_backend=pg)
+            if on_pg is None and on_citus is None:
+                continue
+            rows.append(
+                [
+                    describe(w, sizes),
+                    _fmt_ops(on_pg),
+                    _fmt_ops(on_citus),
+                    "-" if r is None else f"{r:.2f}x",
+                ]
+            )
+        lines.append(_table(rows))
     lines.append("")
     lines.append("== targets ==")
     rows = [["target", "measured", "wanted", "result"]]
@@ -315,6 +365,22 @@ def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
             6,
         )
         add(f"{name} list_sessions: ours / adk-db", _ratio(data, "list", "ours", "adk-db"), 15)
+    citus = b.get("citus")
+    if citus:
+        # Time per append with an app:/user: key over time per append without (ops ratio
+        # inverted): the cost of the scope's shard on a cluster.
+        add(
+            "citus append with an app: key / without (time)",
+            _ratio(citus, "append_plain", "ours", "ours", den_workload="append_app"),
+            1.3,
+            "<=",
+        )
+        add(
+            "citus append with a user: key / without (time)",
+            _ratio(citus, "append_plain", "ours", "ours", den_workload="append_user"),
+            1.3,
+            "<=",
+        )
     if sl:
         add(
             "sqlite append sequential: ours / adk-sqlite",

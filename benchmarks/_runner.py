@@ -20,17 +20,34 @@ from . import _pg
 from ._contenders import Contender, OursAdkCache, adk_wrapper_available, build_contenders
 from ._events import event_spec
 
-__all__ = ("DEFAULT", "QUICK", "WORKLOADS", "Progress", "Sizes", "run_backend")
+__all__ = ("DEFAULT", "QUICK", "STEPS", "WORKLOADS", "Progress", "Sizes", "run_backend")
 
-# Workload key -> label, in the order they run and are reported.
+# Workload key -> label, in the order they are reported.
 WORKLOADS: dict[str, str] = {
     "create": "create_session",
     "append_seq": "append_event, 1 session, sequential",
+    "append_plain": "append_event, {tasks} users in turn, no app:/user: key",
+    "append_user": "append_event, {tasks} users in turn, a user: key",
+    "append_app": "append_event, {tasks} users in turn, an app: key",
     "get_full": "get_session, all {seq} events",
     "get_recent": "get_session, last 20 of {seq}",
     "list": "list_sessions, user with {creates}",
-    "append_conc": "append_event, {tasks} tasks x {tasks} sessions",
+    "append_conc": "append_event, {tasks} tasks x {tasks} users",
 }
+# The steps that run, in order, and the workloads each one records. "scopes" interleaves its
+# three kinds of append in small batches, so that drift on a shared machine hits all three alike.
+STEPS: dict[str, tuple[str, ...]] = {
+    "create": ("create",),
+    "append_seq": ("append_seq",),
+    "scopes": ("append_plain", "append_user", "append_app"),
+    "get_full": ("get_full",),
+    "get_recent": ("get_recent",),
+    "list": ("list",),
+    "append_conc": ("append_conc",),
+}
+# Keys of the state delta each "scopes" append adds to the usual three session keys.
+_SCOPED_KEYS = {"append_plain": None, "append_user": "user:last_seen", "append_app": "app:events"}
+_BATCH = 8
 
 
 @attrs.frozen(kw_only=True)
@@ -158,7 +175,7 @@ def steps_per_backend(sizes: Sizes, n_contenders: int, n_growth: int, turns: boo
     Returns:
         The count.
     """
-    steps = n_contenders * (2 + len(WORKLOADS) * sizes.rounds) + n_growth * (2 + sizes.rounds)
+    steps = n_contenders * (2 + len(STEPS) * sizes.rounds) + n_growth * (2 + sizes.rounds)
     if turns:
         steps += len(sizes.turn_sizes) * (1 + sizes.turns) + 1
     return steps
@@ -188,6 +205,7 @@ class _Lane:
     ops: dict[str, int] = attrs.field(factory=dict)
     seq_handle: Any = None
     conc_handles: list[Any] = attrs.field(factory=list)
+    scope_handles: list[Any] = attrs.field(factory=list)
     growth: dict[str, Any] = attrs.field(factory=dict)
 
     def record(self, workload: str, ops: int, elapsed: float, latencies: list[float]) -> None:
@@ -222,10 +240,49 @@ def _specs(n: int, start: int = 1) -> list[dict[str, Any]]:
     return [event_spec(start + i) for i in range(n)]
 
 
+def _scoped_spec(index: int, workload: str) -> dict[str, Any]:
+    """An event whose delta has the three session keys and, per workload, one scoped key."""
+    spec = event_spec(index)
+    delta = spec["actions"]["state_delta"]
+    for key in [k for k in delta if ":" in k]:
+        del delta[key]
+    scoped = _SCOPED_KEYS[workload]
+    if scoped is not None:
+        delta[scoped] = index
+    return spec
+
+
+async def _scopes_round(lane: _Lane, sizes: Sizes, r: int) -> None:
+    """Sequential appends to the scope sessions in turn, by kind, interleaved in batches."""
+    c = lane.contender
+    n = sizes.seq // sizes.rounds
+    elapsed = dict.fromkeys(_SCOPED_KEYS, 0.0)
+    latencies: dict[str, list[float]] = {w: [] for w in _SCOPED_KEYS}
+    done = 0
+    while done < n:
+        size = min(_BATCH, n - done)
+        for workload in _SCOPED_KEYS:
+            events = [
+                c.make_event(_scoped_spec(1 + r * n + done + i, workload)) for i in range(size)
+            ]
+            for i, ev in enumerate(events):
+                handle = lane.scope_handles[(done + i) % len(lane.scope_handles)]
+                t0 = time.perf_counter()
+                await c.append(handle, ev)
+                took = time.perf_counter() - t0
+                elapsed[workload] += took
+                latencies[workload].append(took)
+        done += size
+    for workload in _SCOPED_KEYS:
+        lane.record(workload, n, elapsed[workload], latencies[workload])
+
+
 async def _round(lane: _Lane, workload: str, sizes: Sizes, r: int) -> None:
     """Run round ``r`` of one workload on one contender and record it."""
     c = lane.contender
-    if workload == "create":
+    if workload == "scopes":
+        await _scopes_round(lane, sizes, r)
+    elif workload == "create":
         n = sizes.creates // sizes.rounds
         ids = [f"s-{r}-{i}-{uuid.uuid4().hex[:8]}" for i in range(n)]
         lat = []
@@ -284,7 +341,10 @@ async def _prepare(lane: _Lane, sizes: Sizes) -> None:
     await c.get(warm, 20)
     await c.list("warm")
     lane.seq_handle = await c.create("seq", "seq", {"plan": "free"})
-    lane.conc_handles = [await c.create("conc", f"conc-{i}", {}) for i in range(sizes.tasks)]
+    # One user per session: on Citus each lands on its own user's shard, spread over the workers.
+    lane.conc_handles = [await c.create(f"conc-{i}", "conc", {}) for i in range(sizes.tasks)]
+    if c.scopes:
+        lane.scope_handles = [await c.create(f"scope-{i}", "scope", {}) for i in range(sizes.tasks)]
 
 
 async def _alloc_peak(c: Contender, handle: Any) -> int:
@@ -344,7 +404,7 @@ async def _location(backend: str, key: str, admin_dsn: str | None, tmp: str) -> 
         yield f"{tmp}/{key}.db"
     else:
         assert admin_dsn is not None
-        async with _pg.fresh_database(admin_dsn, key) as dsn:
+        async with _pg.fresh_database(admin_dsn, key, citus=backend == "citus") as dsn:
             yield dsn
 
 
@@ -379,9 +439,9 @@ async def run_backend(
     """Run every workload on every contender of one backend.
 
     Args:
-        backend: ``"sqlite"`` or ``"postgres"``.
+        backend: ``"sqlite"``, ``"postgres"`` or ``"citus"``.
         sizes: The sizes.
-        admin_dsn: PostgreSQL administrative DSN (``None`` for SQLite).
+        admin_dsn: PostgreSQL (or Citus coordinator) administrative DSN (``None`` for SQLite).
         pool_size: Connections per contender on PostgreSQL.
         only: Contender keys to run, or ``None`` for all.
         progress: The progress indicator.
@@ -411,7 +471,7 @@ async def run_backend(
                 lane.error["*"] = f"{type(exc).__name__}: {exc}"
             progress.step(f"{backend} · ready · {c.key}")
             lanes.append(lane)
-        for workload in WORKLOADS:
+        for workload, records in STEPS.items():
             for r in range(sizes.rounds):
                 for lane in lanes:
                     progress.step(
@@ -419,6 +479,8 @@ async def run_backend(
                         f"round {r + 1}/{sizes.rounds}"
                     )
                     if lane.error.get("*") or lane.error.get(workload):
+                        continue
+                    if workload == "scopes" and not lane.contender.scopes:
                         continue
                     # Survivors of earlier rounds (other contenders' sessions, thousands of
                     # events) go to the permanent generation, so a collection during this round
@@ -428,17 +490,23 @@ async def run_backend(
                     try:
                         await _round(lane, workload, sizes, r)
                     except Exception as exc:
-                        lane.error[workload] = f"{type(exc).__name__}: {exc}"[:300]
+                        for record in records:
+                            lane.error[record] = f"{type(exc).__name__}: {exc}"[:300]
+                        lane.error[workload] = lane.error[records[0]]
         for workload in WORKLOADS:
             for lane in lanes:
                 err = lane.error.get("*") or lane.error.get(workload)
                 if err:
                     results[workload][lane.contender.key] = {"error": err}
+                elif workload not in lane.rounds:
+                    continue  # not run on this contender
                 else:
                     results[workload][lane.contender.key] = _summary(
                         lane.rounds[workload], lane.latencies[workload], lane.ops[workload]
                     )
         growth_out: dict[str, Any] = {}
+        # The growth workloads measure history length, not scale-out: not repeated on Citus.
+        growth = growth and backend != "citus"
         glanes = [ln for ln in lanes if growth and ln.contender.growth and not ln.error.get("*")]
         if glanes:
             try:

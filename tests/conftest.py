@@ -1,9 +1,16 @@
-"""Shared fixtures: real databases only (an SQLite file per test, a real PostgreSQL server).
+"""Shared fixtures: real databases only (an SQLite file per test, a real PostgreSQL server, a real
+Citus cluster).
 
 PostgreSQL comes from ``ADK_SESSIONS_TEST_PG_DSN`` if set, else a throwaway cluster started from
 binaries on the machine, else the ``pgserver`` package (``ADK_SESSIONS_TEST_PG_SOURCE=pgserver``
 forces that one); without any of them the PostgreSQL tests
 skip, unless ``ADK_SESSIONS_REQUIRE_PG=1`` (set by ``.ci/run``) turns that into a failure.
+
+Citus (the backend ``citus``) comes from ``ADK_SESSIONS_TEST_CITUS_DSN`` if set (a coordinator
+with at least two workers, which the tests reach at the addresses the coordinator lists, with
+the DSN's user and password), else a throwaway coordinator and two workers started from the
+machine's PostgreSQL binaries when Citus is installed into them; without either the Citus tests
+skip, unless ``ADK_SESSIONS_REQUIRE_CITUS=1`` turns that into a failure.
 Async test modules set ``pytestmark = pytest.mark.anyio``; the backend is pinned to asyncio.
 """
 
@@ -24,12 +31,19 @@ import pytest
 
 import adk_sessions
 from adk_sessions import SessionService
-from adk_sessions._pgcluster import PostgresUnavailable, throwaway_postgres
+from adk_sessions._pgcluster import (
+    PostgresUnavailable,
+    citus_nodes,
+    throwaway_citus,
+    throwaway_postgres,
+    wire_citus_database,
+)
 from adk_sessions._queries import quote_identifier
 
 from ._pgbouncer import throwaway_pgbouncer
 
-BACKENDS = ("sqlite", "postgres")
+# Every behaviour test runs once per backend; "citus" is PostgreSQL distributed by Citus.
+BACKENDS = ("sqlite", "postgres", "citus")
 
 
 # Without google-adk (the [adk] extra) its integration tests are not collected. .ci/run installs
@@ -71,6 +85,26 @@ def pg_dsn() -> Iterator[str]:
             if os.environ.get("ADK_SESSIONS_REQUIRE_PG") == "1":
                 pytest.fail(f"ADK_SESSIONS_REQUIRE_PG=1 but no PostgreSQL server: {exc}")
             pytest.skip(f"no PostgreSQL server: {exc}")
+        yield dsn
+
+
+@pytest.fixture(scope="session")
+def citus_dsn() -> Iterator[str]:
+    """A DSN of the test Citus coordinator's maintenance database (two or more workers)."""
+    env = os.environ.get("ADK_SESSIONS_TEST_CITUS_DSN")
+    if env:
+        nodes = asyncio.run(citus_nodes(env))
+        if len(nodes.workers) < 2:
+            pytest.fail(f"ADK_SESSIONS_TEST_CITUS_DSN has {len(nodes.workers)} worker(s), not 2+")
+        yield env
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            dsn = stack.enter_context(throwaway_citus(workers=2))
+        except PostgresUnavailable as exc:
+            if os.environ.get("ADK_SESSIONS_REQUIRE_CITUS") == "1":
+                pytest.fail(f"ADK_SESSIONS_REQUIRE_CITUS=1 but no Citus cluster: {exc}")
+            pytest.skip(f"no Citus cluster (set ADK_SESSIONS_TEST_CITUS_DSN): {exc}")
         yield dsn
 
 
@@ -116,6 +150,61 @@ def create_pg_database(
     return create
 
 
+@pytest.fixture(scope="session")
+def _citus_databases(citus_dsn: str) -> Iterator[list[str]]:
+    created: list[str] = []
+    yield created
+
+    async def drop() -> None:
+        nodes = await citus_nodes(citus_dsn)
+        for node in [*nodes.worker_dsns(citus_dsn), citus_dsn]:  # the coordinator last
+            conn = await asyncpg.connect(node)
+            try:
+                for name in created:
+                    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(scope="session")
+def create_citus_database(
+    citus_dsn: str, _citus_databases: list[str]
+) -> Callable[[str], Coroutine[Any, Any, str]]:
+    """Create an empty database on every node of the test Citus cluster, wired together (the
+    citus extension on each, the nodes registered); returns its URL on the coordinator."""
+
+    async def create(suffix: str) -> str:
+        name = f"adk_sessions_test_{os.getpid()}_{suffix}"
+        nodes = await citus_nodes(citus_dsn)
+        for node in [citus_dsn, *nodes.worker_dsns(citus_dsn)]:
+            conn = await asyncpg.connect(node)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await conn.close()
+        _citus_databases.append(name)
+        url = _with_database(citus_dsn, name)
+        await wire_citus_database(url, nodes)
+        return url
+
+    return create
+
+
+@pytest.fixture
+def fresh_citus_database(
+    create_citus_database: Callable[[str], Coroutine[Any, Any, str]],
+) -> Callable[[], Awaitable[str]]:
+    """A factory creating a new empty database on the test Citus cluster; returns its URL."""
+
+    async def make() -> str:
+        return await create_citus_database(str(next(_counter)))
+
+    return make
+
+
 @pytest.fixture
 def fresh_pg_database(
     create_pg_database: Callable[[str], Coroutine[Any, Any, str]],
@@ -132,6 +221,12 @@ def fresh_pg_database(
 def _pg_shared_url(create_pg_database: Callable[[str], Coroutine[Any, Any, str]]) -> str:
     """One database for the whole run, truncated before each test that uses it."""
     return asyncio.run(create_pg_database("shared"))
+
+
+@pytest.fixture(scope="session")
+def _citus_shared_url(create_citus_database: Callable[[str], Coroutine[Any, Any, str]]) -> str:
+    """One Citus database for the whole run, emptied before each test that uses it."""
+    return asyncio.run(create_citus_database("shared"))
 
 
 # An awkward schema name for the tables behind PgBouncer: quotes, a space, a semicolon.
@@ -166,8 +261,9 @@ def _pgbouncer_url(
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
-def _empty(url: str, *, schema: str = "public") -> None:
-    """Migrate (on first use) and truncate every table of ``schema``."""
+def _empty(url: str, *, schema: str = "public", citus: bool = False) -> None:
+    """Migrate (on first use) and empty every table of ``schema``: TRUNCATE, or on Citus a
+    DELETE per table (a TRUNCATE of distributed tables locks every shard and costs far more)."""
 
     async def empty() -> None:
         async with adk_sessions.connect(url):  # migrates on first use, so the tables exist
@@ -175,8 +271,15 @@ def _empty(url: str, *, schema: str = "public") -> None:
         # statement_cache_size=0: the URL may lead through PgBouncer in transaction mode.
         conn = await asyncpg.connect(url.split("?", 1)[0], statement_cache_size=0)
         try:
-            tables = ", ".join(f"{quote_identifier(schema)}.{table}" for table in _TABLES)
-            await conn.execute(f"TRUNCATE {tables}")
+            tables = [f"{quote_identifier(schema)}.{table}" for table in _TABLES]
+            if citus:
+                # One connection per worker, shard after shard: cheaper than opening parallel
+                # connections for a few rows.
+                await conn.execute("SET citus.multi_shard_modify_mode TO 'sequential'")
+                for table in tables:
+                    await conn.execute(f"DELETE FROM {table}")
+            else:
+                await conn.execute(f"TRUNCATE {', '.join(tables)}")
         finally:
             await conn.close()
 
@@ -189,6 +292,9 @@ def _backend_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -
     if backend == "pgbouncer":
         url: str = request.getfixturevalue("_pgbouncer_url")
         _empty(url, schema=PGBOUNCER_SCHEMA)
+    elif backend == "citus":
+        url = request.getfixturevalue("_citus_shared_url")
+        _empty(url, citus=True)
     else:
         url = request.getfixturevalue("_pg_shared_url")
         _empty(url)
@@ -197,8 +303,15 @@ def _backend_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -
 
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of an empty database: a new SQLite file, or the truncated PostgreSQL one."""
+    """The URL of an empty database: a new SQLite file, or the emptied PostgreSQL/Citus one."""
     return _backend_url(request, request.param, tmp_path)
+
+
+@pytest.fixture
+def backend(db_url: str, request: pytest.FixtureRequest) -> str:
+    """The name of the backend ``db_url`` belongs to (for backend-specific expectations)."""
+    name: str = request.node.callspec.params["db_url"]
+    return name
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,36 @@ async def test_postgres_url_parameters(create_pg_database: Any) -> None:
         await adk_sessions.connect(f"{url}?no_such_setting=1")
     with pytest.raises(InvalidArgumentError, match="statement_timeout"):
         await adk_sessions.connect(f"{url}?statement_timeout=soon")
+
+
+@pytest.mark.parametrize(
+    ("query", "options"),
+    [
+        ("?distribute=maybe", {}),
+        ("?distribute=", {}),
+        ("?distribute=true&distribute=false", {}),
+        ("", {"distribute": "no"}),
+        ("?distribute=true", {"distribute": False}),
+    ],
+)
+async def test_bad_distribute_choice_rejected(query: str, options: dict[str, Any]) -> None:
+    """A distribute value that is not a boolean, or two that disagree, raise InvalidArgumentError
+    naming distribute, before any connection is made."""
+    url = f"postgresql://u@127.0.0.1:{_closed_port()}/d{query}"
+    with pytest.raises(InvalidArgumentError, match="distribute"):
+        await adk_sessions.connect(url, **options)
+
+
+@pytest.mark.parametrize("query", ["?distribute=false", "?distribute=0", "?distribute=TRUE"])
+async def test_distribute_on_plain_postgres_changes_nothing(
+    fresh_pg_database: Callable[[], Awaitable[str]], query: str
+) -> None:
+    """On PostgreSQL without Citus the distribute parameter is accepted (never handed to asyncpg
+    as a server setting) and the tables stay plain."""
+    url = await fresh_pg_database()
+    async with adk_sessions.connect(url + query) as service:
+        s = await service.create_session(app_name="a", user_id="u", state={"app:k": 1})
+        assert await service.get_session(app_name="a", user_id="u", session_id=s.id) == s
+        status = await service.status()
+    assert status["distributed"] is False
+    assert status["distribution"] == {"citus": None, "tables": {}}

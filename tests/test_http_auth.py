@@ -9,6 +9,7 @@ import hmac
 import json
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,39 +131,48 @@ async def test_app_claim_limits_the_apps(
             assert await _user_ids(service, app) == []
 
 
-def _bad_tokens() -> list[tuple[str, str, str]]:
-    now = int(time.time())
+def _bad_tokens() -> list[tuple[str, Callable[[], str], str]]:
+    """Each case's token is minted when its test runs (the suite may outlast a fixed expiry)."""
+
+    def now() -> int:
+        return int(time.time())
+
     return [
-        ("expired", mint(exp=now - 10), "expired"),
-        ("wrong key", mint(OTHER_SECRET), "Signature verification failed"),
-        ("alg none", mint(None, "none"), "'none' is not accepted"),
+        ("expired", lambda: mint(exp=now() - 10), "expired"),
+        ("wrong key", lambda: mint(OTHER_SECRET), "Signature verification failed"),
+        ("alg none", lambda: mint(None, "none"), "'none' is not accepted"),
         (
             "alg none, hand-made",
-            _unsigned({"alg": "none", "typ": "JWT"}, {"sub": "u1", "exp": now + 60}),
+            lambda: _unsigned({"alg": "none", "typ": "JWT"}, {"sub": "u1", "exp": now() + 60}),
             "not accepted",
         ),
-        ("alg missing", _unsigned({"typ": "JWT"}, {"sub": "u1", "exp": now + 60}), "None"),
-        ("no exp", mint(exp=None), '"exp"'),
-        ("no sub", mint(sub=None), '"sub"'),
-        ("empty sub", mint(sub=""), "sub"),
-        ("control character in sub", mint(sub="u\n1"), "control character"),
-        ("app claim of numbers", mint(app=[1, 2]), "app claim"),
-        ("app claim object", mint(app={"a": 1}), "app claim"),
-        ("not yet valid", mint(nbf=now + 600), "not yet valid"),
-        ("unexpected audience", mint(aud="someone"), "audience"),
-        ("malformed", "not.a.jwt", "not valid"),
-        ("garbage", "%%%", "not valid"),
-        ("truncated signature", mint()[:-5], "not valid"),
+        (
+            "alg missing",
+            lambda: _unsigned({"typ": "JWT"}, {"sub": "u1", "exp": now() + 60}),
+            "None",
+        ),
+        ("no exp", lambda: mint(exp=None), '"exp"'),
+        ("no sub", lambda: mint(sub=None), '"sub"'),
+        ("empty sub", lambda: mint(sub=""), "sub"),
+        ("control character in sub", lambda: mint(sub="u\n1"), "control character"),
+        ("app claim of numbers", lambda: mint(app=[1, 2]), "app claim"),
+        ("app claim object", lambda: mint(app={"a": 1}), "app claim"),
+        ("not yet valid", lambda: mint(nbf=now() + 600), "not yet valid"),
+        ("unexpected audience", lambda: mint(aud="someone"), "audience"),
+        ("malformed", lambda: "not.a.jwt", "not valid"),
+        ("garbage", lambda: "%%%", "not valid"),
+        ("truncated signature", lambda: mint()[:-5], "not valid"),
     ]
 
 
 @pytest.mark.parametrize(
-    ("case", "token", "detail"), _bad_tokens(), ids=[case for case, _, _ in _bad_tokens()]
+    ("case", "make", "detail"), _bad_tokens(), ids=[case for case, _, _ in _bad_tokens()]
 )
 async def test_bad_tokens_are_a_401(
-    service: SessionService, case: str, token: str, detail: str
+    service: SessionService, case: str, make: Callable[[], str], detail: str
 ) -> None:
     """Missing, malformed, expired or badly signed tokens (alg none too) answer 401, Bearer."""
+    token = make()
     async with running(service, jwt_secret=SECRET) as (client, _):
         response = await client.post(path(session="s"), headers=bearer(token))
         assert detail in error(response, 401, "unauthorized"), case

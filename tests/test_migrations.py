@@ -21,6 +21,7 @@ from adk_sessions._queries import load_migrations
 from adk_sessions.errors import SchemaError
 
 from ._children import run_released
+from .conftest import BACKENDS
 
 pytestmark = pytest.mark.anyio
 
@@ -47,7 +48,7 @@ asyncio.run(main(sys.argv[1]))
 """
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=BACKENDS)
 def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Awaitable[str]]:
     """A factory of URLs of new, empty databases of each backend."""
     if request.param == "sqlite":
@@ -57,7 +58,8 @@ def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[],
             return f"sqlite:///{tmp_path / f'migrate{next(counter)}.db'}"
 
         return make_sqlite
-    factory: Callable[[], Awaitable[str]] = request.getfixturevalue("fresh_pg_database")
+    fixture = "fresh_pg_database" if request.param == "postgres" else "fresh_citus_database"
+    factory: Callable[[], Awaitable[str]] = request.getfixturevalue(fixture)
     return factory
 
 
@@ -132,14 +134,20 @@ def _versions(snapshot: dict[str, Any]) -> list[int]:
     return [int(row[0]) for row in snapshot["versions"] or []]
 
 
-async def test_migrate_creates_schema(new_database: Callable[[], Awaitable[str]]) -> None:
-    """connect(migrate=True) on an empty database applies every migration once."""
+async def test_migrate_creates_schema(
+    new_database: Callable[[], Awaitable[str]], request: pytest.FixtureRequest
+) -> None:
+    """connect(migrate=True) on an empty database applies every migration once; the tables are
+    distributed exactly on Citus."""
     url = await new_database()
     async with adk_sessions.connect(url) as service:
         status = await service.status()
         assert status["schema_version"] == KNOWN
         assert status["code_version"] == KNOWN
         assert status["sessions"] == 0
+        citus = request.node.callspec.params["new_database"] == "citus"
+        assert status["distributed"] is citus
+        assert len(status["distribution"]["tables"]) == (4 if citus else 0)
         session = await service.create_session(app_name="a", user_id="u", session_id="s")
         assert session.revision == 0
     snapshot = await _snapshot(url)
@@ -229,12 +237,16 @@ async def test_newer_schema_is_refused_untouched(
 
 
 async def test_connect_without_migrate_creates_nothing(
-    new_database: Callable[[], Awaitable[str]],
+    new_database: Callable[[], Awaitable[str]], request: pytest.FixtureRequest
 ) -> None:
     """connect(migrate=False) on an empty database creates no table and reports version 0."""
     url = await new_database()
+    # An empty database holds nothing, but for the views CREATE EXTENSION citus puts in public.
+    extension_views = [("v", "citus_schemas"), ("v", "citus_tables")]
+    empty = extension_views if request.node.callspec.params["new_database"] == "citus" else []
+    assert await _snapshot(url) == {"objects": empty, "versions": None}
     async with adk_sessions.connect(url, migrate=False) as service:
         assert await service.schema_version() == 0
         assert (await service.status())["schema_version"] == 0
     snapshot = await _snapshot(url)
-    assert snapshot == {"objects": [], "versions": None}
+    assert snapshot == {"objects": empty, "versions": None}

@@ -2,7 +2,10 @@
 
 On PostgreSQL every driver call is one network round trip. On SQLite a "round trip" is one hop to
 the connection's worker thread: a write makes two (``BEGIN IMMEDIATE``, which may wait for another
-process and stays cancellable, then the whole transaction and ``COMMIT`` in one hop).
+process and stays cancellable, then the whole transaction and ``COMMIT`` in one hop). On Citus
+every statement touches one table, so that Citus routes it to one shard: the append writes the
+event, each scope with keys and the session in statements of their own, and the app and user
+scopes are read apart.
 """
 
 from __future__ import annotations
@@ -16,17 +19,21 @@ from adk_sessions import Event, EventActions, SessionService
 
 pytestmark = pytest.mark.anyio
 
-# operation -> (PostgreSQL, SQLite)
+# operation -> (PostgreSQL, SQLite, Citus)
 EXPECTED = {
-    "append": (4, 2),  # BEGIN, lock, writes (1 statement), COMMIT | BEGIN, the rest
-    "append_with_scopes": (4, 2),  # app:/user: keys ride in the same statement(s)
-    "get_session": (2, 2),  # session + scopes, then events
-    "get_session_no_events": (1, 1),  # num_recent_events=0
-    "list_sessions": (2, 2),  # page, then scopes
-    "create_session": (4, 2),  # BEGIN, insert, scopes read back, COMMIT
-    "create_session_with_scopes": (6, 2),  # + app merge, + user merge
-    "delete_session": (3, 2),  # BEGIN, delete, COMMIT
+    "append": (4, 2, 5),  # BEGIN, lock, writes (1 statement), COMMIT | BEGIN, the rest | Citus:
+    # BEGIN, lock, event, session, COMMIT
+    "append_with_scopes": (4, 2, 7),  # app:/user: keys ride in the same statement(s) | Citus:
+    # + app, + user
+    "get_session": (2, 2, 3),  # session + scopes, then events | Citus: session + user, app, events
+    "get_session_no_events": (1, 1, 2),  # num_recent_events=0
+    "list_sessions": (2, 2, 2),  # page, then scopes (Citus: the app scope)
+    "list_user_sessions": (2, 2, 3),  # one user's page, then scopes (Citus: app, then user)
+    "create_session": (4, 2, 5),  # BEGIN, insert, scopes read back (Citus: 2), COMMIT
+    "create_session_with_scopes": (6, 2, 7),  # + app merge, + user merge
+    "delete_session": (3, 2, 3),  # BEGIN, delete, COMMIT
 }
+COLUMN = {"postgres": 0, "sqlite": 1, "citus": 2}
 
 
 async def _count(service: SessionService, call: Callable[[], Awaitable[object]]) -> int:
@@ -35,9 +42,9 @@ async def _count(service: SessionService, call: Callable[[], Awaitable[object]])
     return service.round_trips - before
 
 
-async def test_round_trips_per_operation(db_url: str) -> None:
+async def test_round_trips_per_operation(db_url: str, backend: str) -> None:
     """Each operation makes exactly the documented number of round trips."""
-    column = 1 if db_url.startswith("sqlite") else 0
+    column = COLUMN[backend]
     async with adk_sessions.connect(db_url) as service:
         s = await service.create_session(app_name="a", user_id="u", session_id="s")
         for i in range(30):  # history length must not change any count
@@ -67,6 +74,9 @@ async def test_round_trips_per_operation(db_url: str) -> None:
                 ),
             ),
             "list_sessions": await _count(service, lambda: service.list_sessions(app_name="a")),
+            "list_user_sessions": await _count(
+                service, lambda: service.list_sessions(app_name="a", user_id="u")
+            ),
             "create_session": await _count(
                 service, lambda: service.create_session(app_name="a", user_id="u")
             ),

@@ -25,8 +25,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import adk_sessions
 from adk_sessions import Event, EventActions, SessionService
+from adk_sessions._queries import load_migrations
 from adk_sessions.errors import InvalidArgumentError, SessionNotFoundError
 
+KNOWN = len(load_migrations("sqlite"))  # the schema version a new database migrates to
 pytestmark = pytest.mark.anyio
 
 SYSTEM = {"sqlite": "sqlite", "postgres": "postgresql"}
@@ -257,7 +259,7 @@ async def test_connect_logs_the_database_and_schema_version(
             dialect = service.dialect
     (record,) = [r for r in caplog.records if r.name == "adk_sessions"]
     assert record.levelno == logging.INFO
-    assert record.getMessage().startswith(f"opened {db_url} ({dialect}), schema version 1")
+    assert record.getMessage().startswith(f"opened {db_url} ({dialect}), schema version {KNOWN}")
 
 
 async def test_the_log_line_holds_no_password(
@@ -294,7 +296,7 @@ async def test_read_only_open_is_logged_as_such(
     with caplog.at_level(logging.INFO, logger="adk_sessions"):
         async with adk_sessions.connect(url + "?mode=ro"):
             pass
-    assert f"opened {url}?mode=ro (sqlite, read-only), schema version 1" in caplog.text
+    assert f"opened {url}?mode=ro (sqlite, read-only), schema version {KNOWN}" in caplog.text
 
 
 async def test_the_log_line_names_a_schema_of_its_own(
@@ -306,6 +308,6 @@ async def test_the_log_line_names_a_schema_of_its_own(
         async with adk_sessions.connect(url, schema="tenant a"):
             pass
     assert (
-        f"opened {url} (postgres, tables in schema 'tenant a'), schema version 1 (applied [1])"
-        in caplog.text
+        f"opened {url} (postgres, tables in schema 'tenant a'), schema version {KNOWN} "
+        f"(applied {list(range(1, KNOWN + 1))})" in caplog.text
     )

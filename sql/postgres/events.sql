@@ -44,3 +44,17 @@ WHERE app_name = :app_name AND user_id = :user_id AND session_id = :session_id
   AND (:after::float8 IS NULL OR timestamp >= :after::float8)
 ORDER BY seq DESC
 LIMIT :limit
+
+-- name: insert_event!
+-- The event row alone: the append on a distributed (Citus) schema, where Citus routes each
+-- statement to one shard but would split append_event's INSERT CTEs into separate steps. The
+-- service runs insert_event, merge_app_state / merge_user_state (when their delta has keys) and
+-- advance_session under the lock_session lock, in one transaction.
+INSERT INTO adk_events (app_name, user_id, session_id, seq, id, timestamp, event)
+VALUES (:app_name, :user_id, :session_id, :seq, :event_id, :timestamp, :event::json)
+
+-- name: advance_session!
+-- The session's state, revision and update time after one event (see insert_event).
+UPDATE adk_sessions
+SET state = state || :session_delta::jsonb, revision = :seq, update_time = :update_time
+WHERE app_name = :app_name AND user_id = :user_id AND id = :session_id

@@ -45,6 +45,33 @@ SELECT (SELECT count(*) FROM adk_app_states) AS apps,
        (SELECT count(*) FROM adk_sessions) AS sessions,
        (SELECT count(*) FROM adk_events) AS events
 
+-- name: set_distribute!
+-- The migrator's choice for its transaction: 'off' keeps the tables local on a Citus database
+-- (read by migration 0002_distribute.sql).
+SELECT set_config('adk_sessions.distribute', :value, true)
+
+-- name: citus_version$
+-- The installed citus extension's version; NULL without it.
+SELECT extversion FROM pg_extension WHERE extname = 'citus'
+
+-- name: distribution
+-- How Citus holds each of the library's tables (no row: a plain local table). Run only when the
+-- citus extension is installed; reads the coordinator's metadata, no shard.
+SELECT c.relname AS table_name,
+       CASE WHEN p.partmethod = 'h' THEN 'distributed'
+            WHEN p.repmodel = 't' THEN 'reference'
+            WHEN p.colocationid <> 0 THEN 'single shard'
+            ELSE 'citus local' END AS kind,
+       CASE WHEN p.partkey IS NOT NULL
+            THEN column_to_column_name(p.logicalrelid, p.partkey) END AS distribution_column,
+       p.colocationid AS colocation_id,
+       (SELECT count(*) FROM pg_dist_shard s WHERE s.logicalrelid = p.logicalrelid) AS shard_count
+FROM pg_dist_partition p
+JOIN pg_class c ON c.oid = p.logicalrelid
+WHERE p.logicalrelid IN (to_regclass('adk_app_states'), to_regclass('adk_user_states'),
+                         to_regclass('adk_sessions'), to_regclass('adk_events'))
+ORDER BY c.relname
+
 -- name: ping$
 -- Readiness probe: a trivial read that needs a working connection and the schema.
 SELECT count(*) FROM adk_schema_migrations

@@ -59,3 +59,19 @@ LIMIT :limit
 -- name: delete_session!
 -- Delete a session; its events go with it (ON DELETE CASCADE).
 DELETE FROM adk_sessions WHERE app_name = :app_name AND user_id = :user_id AND id = :session_id
+
+-- name: get_session_with_user^
+-- One session with its user scope, joined on the distribution column, so Citus routes it to the
+-- one shard holding the user; the app scope lives on its own shard (get_app_scope).
+SELECT s.state, s.update_time, s.revision, s.create_time, u.state AS user_state
+FROM adk_sessions s
+LEFT JOIN adk_user_states u ON u.app_name = s.app_name AND u.user_id = s.user_id
+WHERE s.app_name = :app_name AND s.user_id = :user_id AND s.id = :session_id
+
+-- name: get_app_scope$
+-- The app scope alone (NULL when none); one shard on Citus.
+SELECT state FROM adk_app_states WHERE app_name = :app_name
+
+-- name: get_user_scope$
+-- One user's scope alone (NULL when none); one shard on Citus.
+SELECT state FROM adk_user_states WHERE app_name = :app_name AND user_id = :user_id

@@ -41,3 +41,15 @@ WHERE app_name = :app_name AND user_id = :user_id AND session_id = :session_id
   AND (:after IS NULL OR timestamp >= :after)
 ORDER BY seq DESC
 LIMIT coalesce(:limit, -1)
+
+-- name: insert_event!
+-- The event row alone (PostgreSQL runs it instead of append_event on a distributed Citus
+-- schema; SQLite always runs append_event).
+INSERT INTO adk_events (app_name, user_id, session_id, seq, id, timestamp, event)
+VALUES (:app_name, :user_id, :session_id, :seq, :event_id, :timestamp, :event)
+
+-- name: advance_session!
+-- The session's state, revision and update time after one event (see insert_event).
+UPDATE adk_sessions
+SET state = adk_merge(state, :session_delta), revision = :seq, update_time = :update_time
+WHERE app_name = :app_name AND user_id = :user_id AND id = :session_id

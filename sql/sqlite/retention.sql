@@ -15,6 +15,12 @@ WITH RECURSIVE apps (app_name) AS (
 )
 SELECT app_name FROM apps WHERE app_name IS NOT NULL
 
+-- name: list_apps_distributed
+-- The same names on a distributed (Citus) schema, where a recursive query over a distributed
+-- table cannot run: every shard reads its sessions' app names, the coordinator merges them.
+-- (PostgreSQL runs it on Citus; SQLite always runs list_apps_with_sessions.)
+SELECT DISTINCT app_name FROM adk_sessions ORDER BY app_name
+
 -- name: count_expired_sessions$
 -- How many sessions of an app (of one user when :user_id is not NULL) were last updated
 -- before :before (what a prune would delete; a read, for dry runs and progress).

@@ -36,6 +36,21 @@ SELECT (SELECT count(*) FROM adk_app_states) AS apps,
        (SELECT count(*) FROM adk_sessions) AS sessions,
        (SELECT count(*) FROM adk_events) AS events
 
+-- name: set_distribute!
+-- PostgreSQL tells its migrations whether to distribute over Citus; SQLite has nothing to
+-- distribute, so this only reads the value to take the same parameters.
+SELECT :value
+
+-- name: citus_version$
+-- SQLite is never Citus.
+SELECT NULL
+
+-- name: distribution
+-- No table of SQLite is distributed: no row, with the columns PostgreSQL's query returns.
+SELECT NULL AS table_name, NULL AS kind, NULL AS distribution_column, NULL AS colocation_id,
+       NULL AS shard_count
+WHERE 0
+
 -- name: ping$
 -- Readiness probe: a trivial read that needs a working connection and the schema.
 SELECT count(*) FROM adk_schema_migrations
