@@ -382,9 +382,10 @@ class SqliteDialect(Dialect):
         with warnings.catch_warnings():
             # aiosqlite asks for an event loop to report to; none runs at exit.
             warnings.simplefilter("ignore")
+            # One at a time, the writer last: the last connection to close checkpoints the log
+            # into the database file, and two closing at once may each leave that to the other.
             for conn in [*self._readers.all, *self._writer.all]:
                 conn.stop()
-            for conn in [*self._readers.all, *self._writer.all]:
                 thread = getattr(conn, "_thread", None)
                 if isinstance(thread, threading.Thread) and thread.is_alive():
                     thread.join(_EXIT_TIMEOUT)
