@@ -91,7 +91,7 @@ async def _status(url: str) -> int:
 
 
 def _backup(url: str, destination: str) -> int:
-    from ._sqlite import backup_file
+    from ._dialects.sqlite import backup_file
 
     sqlite = sqlite_location(url)
     if sqlite is None:

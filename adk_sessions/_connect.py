@@ -11,8 +11,9 @@ from typing import Any
 
 import anyio
 
-from ._dialect import Dialect
-from ._layout import refresh as refresh_layout
+from ._dialects import parse_url
+from ._dialects.base import Dialect
+from ._dialects.layout import refresh as refresh_layout
 from ._migrations import check_version, schema_version
 from ._service import SessionService
 from .errors import InvalidArgumentError, StorageError
@@ -24,10 +25,6 @@ DEFAULT_URL = "sqlite:///adk_sessions.db"
 _log = logging.getLogger("adk_sessions")
 # libpq also takes the password as a URL parameter.
 _QUERY_PASSWORD = re.compile(r"((?:^|&)password=)[^&]*", re.IGNORECASE)
-
-# SQLAlchemy-style driver suffixes are accepted so google-adk's DatabaseSessionService URLs work.
-_SQLITE_SCHEMES = ("sqlite", "sqlite+aiosqlite")
-_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 
 
 def redact(url: str) -> str:
@@ -53,37 +50,6 @@ def _scrub(message: str, url: str) -> str:
         message = message.replace(password, "***")
         message = message.replace(urllib.parse.quote(password, safe=""), "***")
     return message
-
-
-# URL query parameters each dialect reads itself, and how to read their text. They are the
-# connect() options of the same names; a parameter given both ways must not disagree.
-_SQLITE_PARAMS: dict[str, Callable[[str], Any]] = {
-    "mode": str,
-    "synchronous": str,
-    "busy_timeout": float,
-    "max_readers": int,
-}
-
-
-def boolean(text: str) -> bool:
-    """Read ``true``/``1`` or ``false``/``0`` (any case) from a URL parameter."""
-    if text.lower() in ("true", "1"):
-        return True
-    if text.lower() in ("false", "0"):
-        return False
-    raise ValueError(f"not a boolean: {text!r}")
-
-
-_POSTGRES_PARAMS: dict[str, Callable[[str], Any]] = {
-    "min_size": int,
-    "max_size": int,
-    "command_timeout": float,
-    "connect_timeout": float,
-    "statement_cache_size": int,
-    "schema": str,
-    "pgbouncer": str,
-    "distribute": boolean,
-}
 
 
 def _url_options(
@@ -129,55 +95,38 @@ def sqlite_location(url: str) -> tuple[str, str] | None:
     Raises:
         InvalidArgumentError: A SQLite URL without the ``sqlite:///`` form or without a path.
     """
-    if not isinstance(url, str):
-        raise InvalidArgumentError(f"url must be a string, not {type(url).__name__}")
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in _SQLITE_SCHEMES:
+    parsed = parse_url(url)
+    if parsed is None or parsed.dialect.name != "sqlite":
         return None
-    location, _, query = rest.partition("?")
-    if not location.startswith("/"):
-        raise InvalidArgumentError(
-            f"SQLite URL {url!r} must be sqlite:///relative.db, sqlite:////absolute.db "
-            "or sqlite:///:memory:"
-        )
-    if not location[1:]:
-        raise InvalidArgumentError(f"SQLite URL {url!r} names no file")
-    return location[1:], query
+    return parsed.location, parsed.query
 
 
 async def _open_dialect(url: str, options: dict[str, Any]) -> Dialect:
-    sqlite = sqlite_location(url)
-    if sqlite is not None:
-        path, query = sqlite
-        unknown = _url_options(url, query, _SQLITE_PARAMS, options)
-        if unknown:
-            raise InvalidArgumentError(
-                f"SQLite URL {url!r}: unknown parameter(s) {sorted(n for n, _ in unknown)}; "
-                f"known: {sorted(_SQLITE_PARAMS)}"
-            )
-        from ._sqlite import SqliteDialect
-
-        return await SqliteDialect.open(path, options)
-    scheme, sep, rest = url.partition("://")
-    location, _, query = rest.partition("?")
-    if sep and scheme.lower() in _POSTGRES_SCHEMES:
-        from ._postgres import PostgresDialect
-
-        # Other parameters stay in the DSN: asyncpg reads libpq's (sslmode, application_name,
-        # target_session_attrs, ...) and sends any other as a server setting at connect, which
-        # the server applies or refuses by name. None is dropped.
-        others = _url_options(url, query, _POSTGRES_PARAMS, options)
-        dsn = "postgresql://" + location
+    parsed = parse_url(url)
+    if parsed is None:
+        raise InvalidArgumentError(
+            f"unsupported database URL {redact(url)!r}: use sqlite:///path.db, "
+            "sqlite:///:memory: or postgresql://user:password@host:port/database"
+        )
+    info = parsed.dialect
+    others = _url_options(url, parsed.query, info.url_params, options)
+    location = parsed.location
+    if info.name == "sqlite":
         if others:
-            dsn += "?" + urllib.parse.urlencode(others)
-        try:
-            return await PostgresDialect.open(dsn, options)
-        except StorageError as exc:
-            raise type(exc)(_scrub(str(exc), url)) from exc.__cause__
-    raise InvalidArgumentError(
-        f"unsupported database URL {redact(url)!r}: use sqlite:///path.db, sqlite:///:memory: "
-        "or postgresql://user:password@host:port/database"
-    )
+            raise InvalidArgumentError(
+                f"SQLite URL {url!r}: unknown parameter(s) {sorted(n for n, _ in others)}; "
+                f"known: {sorted(info.url_params)}"
+            )
+        return await info.open(location, options)
+    # Other parameters stay in the DSN: asyncpg reads libpq's (sslmode, application_name,
+    # target_session_attrs, ...) and sends any other as a server setting at connect, which the
+    # server applies or refuses by name. None is dropped.
+    if others:
+        location += "?" + urllib.parse.urlencode(others)
+    try:
+        return await info.open(location, options)
+    except StorageError as exc:
+        raise type(exc)(_scrub(str(exc), url)) from exc.__cause__
 
 
 async def _open(url: str, migrate: bool, options: dict[str, Any]) -> SessionService:

@@ -47,7 +47,8 @@ import attrs
 
 import adk_sessions
 
-from ._connect import sqlite_location
+from ._connect import redact
+from ._dialects import parse_url
 from ._models import Event
 from ._progress import bar
 from .errors import AdkSessionsError, InvalidArgumentError, SessionExistsError, StorageError
@@ -518,11 +519,13 @@ async def holds_google_adk_tables(url: str) -> bool:
         True when both tables exist.
     """
     try:
-        sqlite = sqlite_location(url)
+        parsed = parse_url(url)
     except InvalidArgumentError:
         return False
-    if sqlite is not None:
-        path = sqlite[0]
+    if parsed is None:
+        return False
+    if parsed.dialect.name == "sqlite":
+        path = parsed.location
         if path == ":memory:" or not await anyio.Path(path).is_file():
             return False
         try:
@@ -535,11 +538,8 @@ async def holds_google_adk_tables(url: str) -> bool:
         except sqlite3.Error:
             return False
         return True
-    scheme, _, rest = url.partition("://")
-    if scheme.split("+", 1)[0].lower() not in ("postgresql", "postgres"):
-        return False
     try:
-        pg = await asyncpg.connect(f"postgresql://{rest}")
+        pg = await asyncpg.connect(parsed.location)
     except Exception:  # best effort: no hint
         return False
     try:
@@ -554,17 +554,14 @@ async def _open_source(url: str) -> _Source:
     """Open a google-adk database given as a SQLAlchemy-style URL or a SQLite file path."""
     if "://" not in url:
         return await _SqliteSource.open(url)
-    scheme, rest = url.split("://", 1)
-    base = scheme.split("+", 1)[0].lower()
-    if base == "sqlite":
-        path = rest.split("?", 1)[0]
-        # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy reads them.
-        return await _SqliteSource.open(path[1:] if path.startswith("/") else path)
-    if base in ("postgresql", "postgres"):
-        return await _PostgresSource.open(f"postgresql://{rest}")
-    raise InvalidArgumentError(
-        f"unsupported source scheme {scheme!r}: use a sqlite:/// or postgresql:// URL"
-    )
+    parsed = parse_url(url)
+    if parsed is None:
+        raise InvalidArgumentError(
+            f"unsupported source URL {redact(url)!r}: use a sqlite:/// or postgresql:// URL"
+        )
+    if parsed.dialect.name == "sqlite":
+        return await _SqliteSource.open(parsed.location)
+    return await _PostgresSource.open(parsed.location)
 
 
 class _Progress(Protocol):

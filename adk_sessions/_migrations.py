@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-from ._dialect import Body, Dialect, statement
+from ._dialects.base import Body, Dialect, statement
 from .errors import SchemaError
 
 __all__ = ("MIGRATION_LOCK_KEY", "lock_key", "migrate", "schema_version")

@@ -14,30 +14,22 @@ from typing import Any, TypeVar
 import anyio
 import attrs
 
-from . import _layout, _migrations
-from ._codec import (
-    Cursor,
-    StoredSession,
-    decode_token,
-    encode_token,
-    events_from_texts,
-    session_state,
-    stored_events,
-)
-from ._dialect import Body, Connection, ConstraintError, Dialect, drive_async
+from . import _migrations
+from ._codec import StoredSession, events_from_texts, session_state, stored_events
+from ._dialects import layout as _layout
+from ._dialects.base import Body, Connection, ConstraintError, Dialect, drive_async
+from ._json import dumps, encode_state, loads
 from ._models import Event, ListSessionsResponse, Session
 from ._queries import Kind, Queries, Query
 from ._state import (
     SCOPE_PREFIXES,
-    dumps,
-    encode_state,
-    loads,
     merge_state,
     prefixed_scopes,
     split_delta,
     validate_state,
     without_temp,
 )
+from ._tokens import Cursor, decode_token, encode_token
 from ._tracing import SYSTEM_NAMES, traced
 from ._validate import MAX_COUNT, check_count, check_name, check_seconds, check_text
 from .errors import (

@@ -73,9 +73,11 @@ from ._adk_compat import ListSessionsResponse as AdkListSessionsResponse
 from ._adk_compat import Session as AdkSession
 from ._adk_compat import SessionNotFoundError as AdkSessionNotFoundError
 from ._codec import StoredSession, unreadable_event
+from ._dialects import SCHEMES as dialect_schemes
+from ._dialects import SQLITE
+from ._json import dumps
 from ._models import Event, Session
 from ._service import DEFAULT_BATCH_SIZE
-from ._state import dumps
 from ._validate import check_count, check_seconds
 from .errors import (
     InvalidArgumentError,
@@ -100,14 +102,9 @@ __all__ = (
 
 logger = logging.getLogger(__name__)
 
-SCHEMES: tuple[str, ...] = (
-    "sqlite",
-    "sqlite+aiosqlite",
-    "postgresql",
-    "postgres",
-    "postgresql+asyncpg",
-)
-"""URI schemes :func:`register` claims in google-adk's service registry."""
+SCHEMES: tuple[str, ...] = dialect_schemes
+"""URI schemes :func:`register` claims in google-adk's service registry (every scheme
+``adk_sessions.connect`` answers to)."""
 
 _MARKER_PREFIX = "rev:"
 
@@ -115,18 +112,17 @@ _MARKER_PREFIX = "rev:"
 def _core_url(url: str) -> str:
     """Turn a google-adk style database URL or a SQLite file path into a core URL.
 
-    SQLAlchemy driver suffixes (``postgresql+asyncpg``, ``sqlite+aiosqlite``) are dropped,
     ``sqlite://`` without a path means an in-memory database (as in google-adk's registry), and
-    a string without ``://`` is a SQLite file path (``SqliteSessionService(db_path)``'s form).
+    a string without ``://`` is a SQLite file path (``SqliteSessionService(db_path)``'s form);
+    every other URL (SQLAlchemy driver suffixes included) is one ``connect`` reads as it is.
     """
     url = url.strip()
     if "://" not in url:
         return "sqlite:///" + url
     scheme, rest = url.split("://", 1)
-    base = scheme.split("+", 1)[0].lower()
-    if base == "sqlite" and rest in ("", "/"):
+    if scheme.lower() in SQLITE.schemes and rest in ("", "/"):
         return "sqlite:///:memory:"
-    return f"{base}://{rest}"
+    return url
 
 
 def _check_finite(state: dict[str, Any]) -> None:

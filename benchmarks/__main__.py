@@ -16,6 +16,8 @@ from typing import Any
 
 import anyio
 
+from adk_sessions import _dialects as dialects
+
 from . import _floor, _pg, _report
 from ._contenders import adk_wrapper_available, build_contenders
 from ._events import spec_size
@@ -167,7 +169,7 @@ def _default_backends(args: argparse.Namespace) -> str:
     from adk_sessions._pgcluster import find_citus_bindir
 
     citus = args.citus_dsn or find_citus_bindir() is not None
-    return "sqlite,postgres,citus" if citus else "sqlite,postgres"
+    return ",".join((*dialects.NAMES, "citus") if citus else dialects.NAMES)
 
 
 def _asdict(sizes: Sizes) -> dict[str, Any]:

@@ -29,6 +29,8 @@ from typing import Any
 
 import anyio
 
+from adk_sessions import _dialects as dialects
+
 from . import _pg
 from ._contenders import OursAdk, OursCore
 from ._events import event_spec
@@ -99,7 +101,7 @@ async def _run(args: argparse.Namespace, admin: str | None, tmp: str) -> pstats.
 def main() -> None:
     """Parse arguments, run, print the top functions by cumulative and own time."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.profile")
-    p.add_argument("--backend", choices=("sqlite", "postgres"), default="postgres")
+    p.add_argument("--backend", choices=dialects.NAMES, default="postgres")
     p.add_argument("--op", choices=("append", "get_full", "get_recent"), default="append")
     p.add_argument(
         "--api", choices=("core", "adk"), default="core", help="core API or AdkSessionService"

@@ -31,6 +31,7 @@ import pytest
 
 import adk_sessions
 from adk_sessions import SessionService
+from adk_sessions import _dialects as dialects
 from adk_sessions._pgcluster import (
     PostgresUnavailable,
     citus_nodes,
@@ -43,7 +44,8 @@ from adk_sessions._queries import quote_identifier
 from ._pgbouncer import throwaway_pgbouncer
 
 # Every behaviour test runs once per backend; "citus" is PostgreSQL distributed by Citus.
-BACKENDS = ("sqlite", "postgres", "citus")
+# Every dialect of the registry, plus Citus: PostgreSQL distributed over a cluster.
+BACKENDS = (*dialects.NAMES, "citus")
 
 
 # Without google-adk (the [adk] extra) its integration tests are not collected. .ci/run installs

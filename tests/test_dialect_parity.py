@@ -10,10 +10,11 @@ import attrs
 import pytest
 
 import adk_sessions
+from adk_sessions import _dialects as dialects
 from adk_sessions._queries import Queries, Query, load_migrations, load_queries, parse_queries
 from adk_sessions._queries import sql_root as _sql_root
 
-DIALECTS = ("postgres", "sqlite")
+DIALECTS = dialects.NAMES
 PACKAGE = Path(adk_sessions.__file__).resolve().parent
 
 # Modules that legitimately hold SQL of their own, with the reason.
@@ -26,7 +27,7 @@ SQL_ALLOWED_MODULES = {
 _SQL_KEYWORD = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE) ")
 # Transaction and pragma lines: allowed in the dialect modules only.
 _CONTROL = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|PRAGMA)\b")
-_DIALECT_MODULES = {"_sqlite.py", "_postgres.py"}
+_DIALECT_MODULES = {"_dialects/sqlite.py", "_dialects/postgres.py"}
 
 
 def _sql_files(dialect: str, folder: str = "") -> dict[str, str]:
@@ -120,15 +121,20 @@ def _string_literals(path: Path) -> list[tuple[int, str]]:
 
 
 def _modules() -> list[Path]:
-    return sorted(PACKAGE.glob("*.py"))
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def _name(path: Path) -> str:
+    """The module's path inside the package (``_dialects/sqlite.py``)."""
+    return path.relative_to(PACKAGE).as_posix()
 
 
 def test_no_sql_in_python() -> None:
     """No string literal of the package holds a SELECT/INSERT/UPDATE/DELETE/CREATE statement."""
     offending = [
-        f"{path.name}:{line}: {text!r}"
+        f"{_name(path)}:{line}: {text!r}"
         for path in _modules()
-        if path.name not in SQL_ALLOWED_MODULES
+        if _name(path) not in SQL_ALLOWED_MODULES
         for line, text in _string_literals(path)
         if _SQL_KEYWORD.search(text)
     ]
@@ -138,9 +144,9 @@ def test_no_sql_in_python() -> None:
 def test_transaction_and_pragma_lines_only_in_dialect_modules() -> None:
     """BEGIN/COMMIT/ROLLBACK/PRAGMA strings appear in the dialect modules only."""
     offending = [
-        f"{path.name}:{line}: {text!r}"
+        f"{_name(path)}:{line}: {text!r}"
         for path in _modules()
-        if path.name not in _DIALECT_MODULES | SQL_ALLOWED_MODULES
+        if _name(path) not in _DIALECT_MODULES | SQL_ALLOWED_MODULES
         for line, text in _string_literals(path)
         if _CONTROL.search(text)
     ]
@@ -152,7 +158,7 @@ def test_sql_scan_sees_the_dialect_modules() -> None:
     texts = {
         text
         for path in _modules()
-        if path.name in _DIALECT_MODULES
+        if _name(path) in _DIALECT_MODULES
         for _, text in _string_literals(path)
     }
     assert {"BEGIN", "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"} <= texts

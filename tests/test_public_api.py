@@ -11,6 +11,7 @@ import pytest
 
 import adk_sessions
 import adk_sessions.errors
+from adk_sessions import _dialects as dialects
 from adk_sessions._queries import sql_root
 from adk_sessions.errors import (
     AdkSessionsError,
@@ -141,7 +142,7 @@ def test_sql_root_holds_both_dialects() -> None:
     """The sql folder the loader uses holds both dialects with their query and migration files."""
     root = sql_root()
     assert root.is_dir()
-    for dialect in ("postgres", "sqlite"):
+    for dialect in dialects.NAMES:
         folder = root / dialect
         assert folder.is_dir(), dialect
         assert any(e.name.endswith(".sql") for e in folder.iterdir()), dialect

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
+from adk_sessions import _dialects as dialects
 from adk_sessions._queries import (
     Kind,
     Queries,
@@ -298,7 +299,7 @@ def test_load_queries_postgres_has_no_named_params_left() -> None:
                 assert f"${n}" in statement, (field.name, n)
 
 
-@pytest.mark.parametrize("dialect", ["postgres", "sqlite"])
+@pytest.mark.parametrize("dialect", dialects.NAMES)
 def test_load_migrations_versions_run_from_one(dialect: str) -> None:
     """Migrations load ordered 1, 2, ... and each splits into non-empty statements."""
     migrations = load_migrations(dialect)

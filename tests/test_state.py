@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from adk_sessions._state import dumps, loads, merge_state, split_delta, without_temp
+from adk_sessions._json import dumps, loads
+from adk_sessions._state import merge_state, split_delta, without_temp
 
 
 @pytest.mark.parametrize(

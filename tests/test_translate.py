@@ -11,8 +11,10 @@ import asyncpg
 import pytest
 
 import adk_sessions
-from adk_sessions import Event, _postgres, _sqlite
-from adk_sessions._dialect import ConstraintError
+from adk_sessions import Event
+from adk_sessions._dialects import postgres as _postgres
+from adk_sessions._dialects import sqlite as _sqlite
+from adk_sessions._dialects.base import ConstraintError
 from adk_sessions.errors import StorageError, StorageUnavailableError
 
 pytestmark = pytest.mark.anyio

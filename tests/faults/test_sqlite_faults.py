@@ -19,7 +19,7 @@ import pytest
 
 import adk_sessions
 from adk_sessions import Event, EventActions, SessionService
-from adk_sessions._dialect import statement
+from adk_sessions._dialects.base import statement
 from adk_sessions._queries import Query
 from adk_sessions.errors import AdkSessionsError, StorageError
 

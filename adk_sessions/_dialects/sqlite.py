@@ -30,15 +30,15 @@ from typing import Any, TypeVar
 import aiosqlite
 import anyio
 
-from ._dialect import Body, Connection, ConstraintError, Dialect, Row, drive, run_to_completion
-from ._queries import Kind, Query, load_migrations, load_queries
-from ._state import dumps, loads
-from .errors import (
+from .._json import dumps, loads
+from .._queries import Kind, Query, load_migrations, load_queries
+from ..errors import (
     AdkSessionsError,
     InvalidArgumentError,
     StorageError,
     StorageUnavailableError,
 )
+from .base import Body, Connection, ConstraintError, Dialect, Row, drive, run_to_completion
 
 __all__ = ("SqliteDialect", "backup_file", "translate")
 

@@ -2,7 +2,7 @@
 
 The service writes every transaction as a *body*: a generator that yields ``(query, params)``
 pairs and receives each query's result (rows, a row, a value or ``None``, by the query's kind),
-raises to abort, and returns a value. The dialect modules (``_postgres``, ``_sqlite``) run a body
+raises to abort, and returns a value. The dialect modules (``postgres``, ``sqlite``) run a body
 in one transaction with their driver: PostgreSQL makes one round trip per query, SQLite runs the
 body and ``COMMIT`` in one hop to its connection's thread. So the service owns what a transaction
 does and decides, the dialect only how it reaches the database, and neither touches the other's
@@ -19,8 +19,8 @@ from typing import Any, Protocol, TypeVar
 
 import anyio
 
-from ._queries import Kind, Migration, Queries, Query
-from .errors import StorageError
+from .._queries import Kind, Migration, Queries, Query
+from ..errors import StorageError
 
 __all__ = (
     "Body",
@@ -175,7 +175,7 @@ class Dialect(abc.ABC):
         distribute: Whether migrations may distribute the tables (PostgreSQL with Citus; the
             ``distribute=false`` URL parameter turns it off). Ignored elsewhere.
         distributed: Whether the tables are Citus tables, as last read from the catalog (see
-            ``_layout``); the service then runs statements that each touch one table, which
+            ``layout``); the service then runs statements that each touch one table, which
             Citus routes to one shard.
     """
 

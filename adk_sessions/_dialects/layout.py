@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from ._dialect import Dialect
+from .base import Dialect
 
 __all__ = ("Layout", "TableLayout", "read_layout", "refresh")
 

@@ -17,7 +17,11 @@ from typing import Any, TypeVar
 import anyio
 import asyncpg
 
-from ._dialect import (
+from .._json import loads
+from .._queries import Kind, Query, load_migrations, load_queries
+from .._validate import check_text
+from ..errors import InvalidArgumentError, StorageError, StorageUnavailableError
+from .base import (
     Body,
     Connection,
     ConstraintError,
@@ -26,10 +30,6 @@ from ._dialect import (
     drive_async,
     run_to_completion,
 )
-from ._queries import Kind, Query, load_migrations, load_queries
-from ._state import loads
-from ._validate import check_text
-from .errors import InvalidArgumentError, StorageError, StorageUnavailableError
 
 __all__ = ("PostgresDialect", "translate")
 
@@ -193,15 +193,18 @@ class _PgConnection(Connection):
             self._conn.terminate()
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    # The service encodes JSON itself (validated, compact) and passes text; rows decode to Python.
+async def _pool_init_hook(conn: asyncpg.Connection) -> None:
+    """Pool init hook, run on every new connection: JSON columns decode to Python values.
+
+    The service encodes JSON itself (validated, compact) and passes text.
+    """
     for type_name in ("json", "jsonb"):
         await conn.set_type_codec(
             type_name, schema="pg_catalog", encoder=str, decoder=loads, format="text"
         )
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
+async def _pool_reset_hook(conn: asyncpg.Connection) -> None:
     """Pool reset hook: nothing to reset (the service never changes session settings).
 
     asyncpg still rolls back a connection left in a transaction before calling this, and the
@@ -295,7 +298,7 @@ class PostgresDialect(Dialect):
         self._discard_dead_loops()
         try:
             pool = await asyncpg.create_pool(
-                self._dsn, init=_init_connection, reset=_keep_session, **self._pool_options
+                self._dsn, init=_pool_init_hook, reset=_pool_reset_hook, **self._pool_options
             )
         except Exception as exc:  # translated
             if _refused_parameter(exc):
