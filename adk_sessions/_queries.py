@@ -2,7 +2,11 @@
 
 Grammar: a line ``-- name: <query_name><suffix>`` starts a query; the comment lines right after it
 are its doc; the statement (or, for SQLite, several ``;``-separated statements) follows. Suffixes:
-none = rows, ``^`` = one row or None, ``$`` = one value, ``!`` = execute, ``*!`` = executemany.
+none = rows, ``^`` = one row or None, ``$`` = one value, ``!`` = execute. The suffix decides the
+query's class (:class:`RowsQuery`, :class:`OneQuery`, :class:`ValueQuery`,
+:class:`ExecuteQuery`), and a connection's methods accept only their class, so mypy sees a query
+run the wrong way. Only an execute query may hold several statements (SQLite, which has no
+data-modifying CTEs).
 Parameters are ``:name``; for PostgreSQL they are rewritten to ``$n`` once, here, at load time
 (``::type`` casts, quoted text, dollar-quoted bodies, identifiers and comments are left alone).
 Not supported (no shipped query needs them): ``E'...'`` strings with backslash escapes and
@@ -18,12 +22,13 @@ their table's schema). Qualifying at load time costs nothing per query and needs
 
 from __future__ import annotations
 
-import enum
 import importlib.resources
 import re
 import sys
+import typing
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar, cast
 
 import attrs
 
@@ -35,10 +40,13 @@ else:  # pragma: no cover - Python 3.10
     from importlib.abc import Traversable
 
 __all__ = (
-    "Kind",
+    "ExecuteQuery",
     "Migration",
+    "OneQuery",
     "Queries",
     "Query",
+    "RowsQuery",
+    "ValueQuery",
     "load_migrations",
     "load_queries",
     "quote_identifier",
@@ -47,75 +55,100 @@ __all__ = (
 
 # PostgreSQL dollar quoting: $$ ... $$ or $tag$ ... $tag$ (never a parameter placeholder).
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
-_NAME_LINE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)(\*!|\^|\$|!)?\s*$")
-
-
-class Kind(enum.Enum):
-    """What a query returns, from its name's suffix."""
-
-    ROWS = ""
-    ONE = "^"
-    VALUE = "$"
-    EXECUTE = "!"
-    EXECUTE_MANY = "*!"
+_NAME_LINE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)(\S*)\s*$")
 
 
 @attrs.frozen(kw_only=True)
 class Query:
-    """One named query, ready for its driver.
+    """One named query, ready for its driver; its class says what it returns.
 
     Attributes:
         name: The query name.
-        kind: What it returns.
         doc: The comment lines under the name.
-        statements: The driver-ready statement texts (more than one only on SQLite).
+        statements: The driver-ready statement texts (more than one only for an execute query
+            on SQLite).
         params: The parameter names in order of first appearance (``$1`` is ``params[0]``).
     """
 
+    suffix: ClassVar[str]
+
     name: str
-    kind: Kind
     doc: str
     statements: tuple[str, ...]
     params: tuple[str, ...]
 
 
 @attrs.frozen(kw_only=True)
-class Queries:
-    """Every query the service runs; a dialect lacking one fails at load time."""
+class RowsQuery(Query):
+    """No suffix: every row."""
 
-    create_migrations_table: Query
-    lock_migrations: Query
-    create_schema: Query
-    migrations_table_exists: Query
-    applied_versions: Query
-    record_migration: Query
-    count_rows: Query
-    set_distribute: Query
-    citus_version: Query
-    distribution: Query
-    ping: Query
-    insert_session: Query
-    merge_app_state: Query
-    merge_user_state: Query
-    get_session: Query
-    get_scope_states: Query
-    get_session_with_user: Query
-    get_app_scope: Query
-    get_user_scope: Query
-    list_sessions: Query
-    list_user_sessions: Query
-    delete_session: Query
-    lock_session: Query
-    append_event: Query
-    insert_event: Query
-    advance_session: Query
-    get_event_at: Query
-    get_events: Query
-    list_apps_with_sessions: Query
-    list_apps_distributed: Query
-    count_expired_sessions: Query
-    find_expired_bound: Query
-    delete_expired_sessions: Query
+    suffix = ""
+
+
+@attrs.frozen(kw_only=True)
+class OneQuery(Query):
+    """``^``: the first row, or None."""
+
+    suffix = "^"
+
+
+@attrs.frozen(kw_only=True)
+class ValueQuery(Query):
+    """``$``: the first column of the first row (None without a row)."""
+
+    suffix = "$"
+
+
+@attrs.frozen(kw_only=True)
+class ExecuteQuery(Query):
+    """``!``: nothing comes back; every statement runs, in order."""
+
+    suffix = "!"
+
+
+_KINDS: dict[str, type[Query]] = {
+    kind.suffix: kind for kind in (RowsQuery, OneQuery, ValueQuery, ExecuteQuery)
+}
+
+
+@attrs.frozen(kw_only=True)
+class Queries:
+    """Every query the service runs, typed by kind; a dialect lacking one, or defining one with
+    another suffix, fails at load time."""
+
+    create_migrations_table: ExecuteQuery
+    lock_migrations: ExecuteQuery
+    create_schema: ExecuteQuery
+    migrations_table_exists: ValueQuery
+    applied_versions: RowsQuery
+    record_migration: ExecuteQuery
+    count_rows: OneQuery
+    set_distribute: ExecuteQuery
+    citus_version: ValueQuery
+    distribution: RowsQuery
+    ping: ValueQuery
+    insert_session: OneQuery
+    merge_app_state: ExecuteQuery
+    merge_user_state: ExecuteQuery
+    get_session: OneQuery
+    get_scope_states: OneQuery
+    get_session_with_user: OneQuery
+    get_app_scope: ValueQuery
+    get_user_scope: ValueQuery
+    list_sessions: RowsQuery
+    list_user_sessions: RowsQuery
+    delete_session: ExecuteQuery
+    lock_session: OneQuery
+    append_event: ExecuteQuery
+    insert_event: ExecuteQuery
+    advance_session: ExecuteQuery
+    get_event_at: OneQuery
+    get_events: RowsQuery
+    list_apps_with_sessions: RowsQuery
+    list_apps_distributed: RowsQuery
+    count_expired_sessions: ValueQuery
+    find_expired_bound: OneQuery
+    delete_expired_sessions: RowsQuery
 
 
 @attrs.frozen(kw_only=True)
@@ -276,8 +309,8 @@ def parse_queries(
         Queries by name.
 
     Raises:
-        SchemaError: On a duplicate name, an empty query, or multiple statements where one is
-            required (``positional``).
+        SchemaError: On a duplicate name, an unknown suffix, an empty query, or several
+            statements where one is required.
     """
     queries: dict[str, Query] = {}
     blocks: list[tuple[str, str, list[str]]] = []
@@ -294,16 +327,21 @@ def parse_queries(
         statements, params = compile_sql("\n".join(lines), positional=positional, qualify=qualify)
         if not statements:
             raise SchemaError(f"{source}: query {name!r} has no statement")
-        if positional and len(statements) > 1:
-            raise SchemaError(f"{source}: query {name!r} must be a single statement")
+        kind = _KINDS.get(suffix)
+        if kind is None:
+            raise SchemaError(
+                f"{source}: query {name!r} has the unknown suffix {suffix!r} "
+                "(none: rows, ^: one row, $: a value, !: execute)"
+            )
+        if len(statements) > 1 and (positional or kind is not ExecuteQuery):
+            raise SchemaError(
+                f"{source}: query {name!r} must be a single statement (only an execute query "
+                "may hold several, and only on SQLite)"
+            )
         if name in queries:
             raise SchemaError(f"{source}: query {name!r} is defined twice")
-        queries[name] = Query(
-            name=name,
-            kind=Kind(suffix),
-            doc=" ".join(doc_lines),
-            statements=statements,
-            params=params,
+        queries[name] = kind(
+            name=name, doc=" ".join(doc_lines), statements=statements, params=params
         )
     return queries
 
@@ -370,7 +408,14 @@ def load_queries(dialect: str, *, positional: bool, schema: str | None = None) -
         raise SchemaError(
             f"sql/{dialect}: missing queries {sorted(missing)}, unknown queries {sorted(unknown)}"
         )
-    return Queries(**found)
+    kinds = typing.get_type_hints(Queries)
+    for name, query in found.items():
+        if type(query) is not kinds[name]:
+            raise SchemaError(
+                f"sql/{dialect}: query {name!r} has the suffix {query.suffix!r}, but the service "
+                f"runs it as a {kinds[name].__name__} ({kinds[name].suffix!r})"
+            )
+    return Queries(**cast("dict[str, Any]", found))  # each checked against its field above
 
 
 def load_migrations(dialect: str, *, schema: str | None = None) -> tuple[Migration, ...]:

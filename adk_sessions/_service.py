@@ -20,7 +20,7 @@ from ._dialects import layout as _layout
 from ._dialects.base import Body, Connection, ConstraintError, Dialect, drive_async
 from ._json import dumps, encode_state, loads
 from ._models import Event, ListSessionsResponse, Session
-from ._queries import Kind, Queries, Query
+from ._queries import OneQuery, Queries, Query, RowsQuery, ValueQuery
 from ._state import (
     SCOPE_PREFIXES,
     merge_state,
@@ -236,10 +236,11 @@ async def _read(conn: Connection, body: Body[Any]) -> Any:
     """Run a read-only body on a borrowed connection, one round trip per query."""
 
     async def run(query: Query, params: Mapping[str, Any]) -> Any:
-        if query.kind is Kind.ROWS:
+        if isinstance(query, RowsQuery):
             return await conn.rows(query, params)
-        if query.kind is Kind.ONE:
+        if isinstance(query, OneQuery):
             return await conn.one(query, params)
+        assert isinstance(query, ValueQuery), f"{query.name} writes: not in a read"
         return await conn.value(query, params)
 
     return await drive_async(body, run)

@@ -7,8 +7,11 @@ import pytest
 
 from adk_sessions import _dialects as dialects
 from adk_sessions._queries import (
-    Kind,
+    ExecuteQuery,
+    OneQuery,
     Queries,
+    RowsQuery,
+    ValueQuery,
     compile_sql,
     load_migrations,
     load_queries,
@@ -185,24 +188,35 @@ SELECT count(*) FROM things
 
 -- name: delete_thing!
 DELETE FROM things WHERE id = :id
-
--- name: insert_things*!
--- Many at once.
-INSERT INTO things (id, body) VALUES (:id, :body::jsonb)
 """
 
 
 def test_parse_finds_every_query_with_its_kind() -> None:
-    """Each ``-- name:`` line starts a query; its suffix selects the Kind (none ^ $ ! *!)."""
+    """Each ``-- name:`` line starts a query; its suffix selects its class (none ^ $ !)."""
     queries = parse_queries(_FILE, positional=True)
-    assert {name: q.kind for name, q in queries.items()} == {
-        "get_thing": Kind.ONE,
-        "all_things": Kind.ROWS,
-        "count_things": Kind.VALUE,
-        "delete_thing": Kind.EXECUTE,
-        "insert_things": Kind.EXECUTE_MANY,
+    assert {name: type(q) for name, q in queries.items()} == {
+        "get_thing": OneQuery,
+        "all_things": RowsQuery,
+        "count_things": ValueQuery,
+        "delete_thing": ExecuteQuery,
     }
     assert all(q.name == name for name, q in queries.items())
+
+
+@pytest.mark.parametrize("suffix", ["*!", "?", "!!", "^$"])
+def test_unknown_suffix_is_refused(suffix: str) -> None:
+    """A name line with an unknown suffix (executemany's ``*!`` included) fails at load time
+    instead of being read as a comment."""
+    with pytest.raises(SchemaError, match="unknown suffix"):
+        parse_queries(f"-- name: x{suffix}\nSELECT 1\n", positional=False)
+
+
+@pytest.mark.parametrize("suffix", ["", "^", "$"])
+def test_reading_query_with_several_statements_is_refused(suffix: str) -> None:
+    """Only an execute query may hold several statements, even on SQLite (a reading driver
+    would run the first one only)."""
+    with pytest.raises(SchemaError, match="single statement"):
+        parse_queries(f"-- name: x{suffix}\nSELECT 1;\nSELECT 2\n", positional=False)
 
 
 def test_parse_captures_doc_lines() -> None:
@@ -217,10 +231,8 @@ def test_parse_doc_lines_are_not_part_of_the_statement() -> None:
     """The statement text starts after the doc lines; the header comment belongs to no query."""
     queries = parse_queries(_FILE, positional=True)
     assert queries["get_thing"].statements == ("SELECT * FROM things WHERE id = $1",)
-    assert queries["insert_things"].statements == (
-        "INSERT INTO things (id, body) VALUES ($1, $2::jsonb)",
-    )
-    assert queries["insert_things"].params == ("id", "body")
+    assert queries["delete_thing"].statements == ("DELETE FROM things WHERE id = $1",)
+    assert queries["delete_thing"].params == ("id",)
     assert queries["all_things"].params == ()
 
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 import anyio
 
-from .._queries import Kind, Migration, Queries, Query
+from .._queries import ExecuteQuery, Migration, OneQuery, Queries, Query, RowsQuery, ValueQuery
 from ..errors import StorageError
 
 __all__ = (
@@ -53,7 +53,7 @@ class ConstraintError(StorageError):
 
 def statement(sql: str) -> Query:
     """Wrap one parameterless statement (a migration script's) as an execute query."""
-    return Query(name="statement", kind=Kind.EXECUTE, doc="", statements=(sql,), params=())
+    return ExecuteQuery(name="statement", doc="", statements=(sql,), params=())
 
 
 def drive(body: Body[T], run: Callable[[Query, Mapping[str, Any]], Any]) -> T:
@@ -146,15 +146,15 @@ class Connection(abc.ABC):
     """
 
     @abc.abstractmethod
-    async def rows(self, query: Query, params: Mapping[str, Any]) -> list[Row]:
+    async def rows(self, query: RowsQuery, params: Mapping[str, Any]) -> list[Row]:
         """Run a rows query."""
 
     @abc.abstractmethod
-    async def one(self, query: Query, params: Mapping[str, Any]) -> Row | None:
+    async def one(self, query: OneQuery, params: Mapping[str, Any]) -> Row | None:
         """Run a ``^`` query: the first row or None."""
 
     @abc.abstractmethod
-    async def value(self, query: Query, params: Mapping[str, Any]) -> Any:
+    async def value(self, query: ValueQuery, params: Mapping[str, Any]) -> Any:
         """Run a ``$`` query: the first column of the first row."""
 
 

@@ -18,7 +18,15 @@ import anyio
 import asyncpg
 
 from .._json import loads
-from .._queries import Kind, Query, load_migrations, load_queries
+from .._queries import (
+    ExecuteQuery,
+    OneQuery,
+    Query,
+    RowsQuery,
+    ValueQuery,
+    load_migrations,
+    load_queries,
+)
 from .._validate import check_text
 from ..errors import InvalidArgumentError, StorageError, StorageUnavailableError
 from .base import (
@@ -152,29 +160,29 @@ class _PgConnection(Connection):
         except Exception as exc:  # every driver failure is translated, here
             raise translate(exc, lost=self._lost()) from exc
 
-    async def rows(self, query: Query, params: Mapping[str, Any]) -> list[Row]:
+    async def rows(self, query: RowsQuery, params: Mapping[str, Any]) -> list[Row]:
         args = [params[name] for name in query.params]
         return await self._call(self._conn.fetch, query.statements[0], args)  # type: ignore[no-any-return]
 
-    async def one(self, query: Query, params: Mapping[str, Any]) -> Row | None:
+    async def one(self, query: OneQuery, params: Mapping[str, Any]) -> Row | None:
         args = [params[name] for name in query.params]
         return await self._call(self._conn.fetchrow, query.statements[0], args)  # type: ignore[no-any-return]
 
-    async def value(self, query: Query, params: Mapping[str, Any]) -> Any:
+    async def value(self, query: ValueQuery, params: Mapping[str, Any]) -> Any:
         args = [params[name] for name in query.params]
         return await self._call(self._conn.fetchval, query.statements[0], args)
 
     async def run(self, query: Query, params: Mapping[str, Any]) -> Any:
-        """Run any query of a body, by its kind."""
-        kind = query.kind
-        if kind is Kind.ONE:
+        """Run any query of a body, the way its kind says."""
+        if isinstance(query, OneQuery):
             return await self.one(query, params)
-        if kind is Kind.EXECUTE:
+        if isinstance(query, ExecuteQuery):
             args = [params[name] for name in query.params]
             await self._call(self._conn.execute, query.statements[0], args)
             return None
-        if kind is Kind.ROWS:
+        if isinstance(query, RowsQuery):
             return await self.rows(query, params)
+        assert isinstance(query, ValueQuery)
         return await self.value(query, params)
 
     async def plain(self, sql: str) -> None:

@@ -31,7 +31,15 @@ import aiosqlite
 import anyio
 
 from .._json import dumps, loads
-from .._queries import Kind, Query, load_migrations, load_queries
+from .._queries import (
+    ExecuteQuery,
+    OneQuery,
+    Query,
+    RowsQuery,
+    ValueQuery,
+    load_migrations,
+    load_queries,
+)
 from ..errors import (
     AdkSessionsError,
     InvalidArgumentError,
@@ -98,16 +106,16 @@ def translate(exc: BaseException) -> StorageError:
 def _run_query(db: sqlite3.Connection, query: Query, params: Mapping[str, Any]) -> Any:
     """Run one query in the connection's thread and shape its result by the query's kind."""
     try:
-        if query.kind is Kind.EXECUTE:
+        if isinstance(query, ExecuteQuery):
             for sql in query.statements:
                 db.execute(sql, params)
             return None
         rows = db.execute(query.statements[0], params).fetchall()
     except sqlite3.Error as exc:
         raise translate(exc) from exc
-    if query.kind is Kind.ROWS:
+    if isinstance(query, RowsQuery):
         return rows
-    if query.kind is Kind.ONE:
+    if isinstance(query, OneQuery):
         return rows[0] if rows else None
     return rows[0][0] if rows else None
 
@@ -151,13 +159,13 @@ class _SqliteConnection(Connection):
         self._conn = conn
         self._dialect = dialect
 
-    async def rows(self, query: Query, params: Mapping[str, Any]) -> list[Row]:
+    async def rows(self, query: RowsQuery, params: Mapping[str, Any]) -> list[Row]:
         return await self._dialect.hop(self._conn, _run_query, query, params)
 
-    async def one(self, query: Query, params: Mapping[str, Any]) -> Row | None:
+    async def one(self, query: OneQuery, params: Mapping[str, Any]) -> Row | None:
         return await self._dialect.hop(self._conn, _run_query, query, params)
 
-    async def value(self, query: Query, params: Mapping[str, Any]) -> Any:
+    async def value(self, query: ValueQuery, params: Mapping[str, Any]) -> Any:
         return await self._dialect.hop(self._conn, _run_query, query, params)
 
 
