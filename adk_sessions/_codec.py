@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
 from ._dialects.base import Row
 from ._json import loads
 from ._models import Event, event_from_stored
+from ._state import prefixed_scopes
 from .errors import StorageError
+
+_T = TypeVar("_T")
 
 __all__ = (
     "StoredSession",
+    "build_page",
     "events_from_texts",
     "session_state",
     "stored_events",
@@ -122,3 +127,55 @@ def session_state(
         raise StorageError(f"session {session_id!r}: the stored state is not a JSON object")
     state.update(scopes)
     return state
+
+
+def build_page(
+    rows: Sequence[Row],
+    build: Callable[[str, str, str, dict[str, Any], float, int], _T],
+    *,
+    app_name: str,
+    app_state: Any,
+    user_state: Any,
+    one_user: bool,
+    decode: Decode,
+) -> list[_T]:
+    """Build the sessions of a list page from its rows, in order.
+
+    Each user's scopes are decoded once per page, however many sessions they own; nested values
+    are copied per session, so that no two sessions share a mutable object.
+
+    Args:
+        rows: ``list_sessions``/``list_user_sessions`` rows.
+        build: Called as ``build(app_name, user_id, session_id, state, last_update_time,
+            revision)``; ``state`` is merged and the caller's to keep.
+        app_name: The app.
+        app_state: The app scope as stored.
+        user_state: The user scope as stored, when the page is one user's.
+        one_user: The page is one user's; otherwise each row carries its user's scope (its
+            ``user_state`` column).
+        decode: The dialect's JSON decoder.
+
+    Returns:
+        What ``build`` returned for each row.
+    """
+    app = decode(app_state) or {}
+    overlays: dict[str, tuple[dict[str, Any], bool]] = {}
+    sessions = []
+    for row in rows:
+        owner = row["user_id"]
+        if owner not in overlays:
+            stored = user_state if one_user else row["user_state"]
+            overlay = prefixed_scopes(app, decode(stored) or {})
+            nested = any(isinstance(v, (dict, list)) for v in overlay.values())
+            overlays[owner] = (overlay, nested)
+        overlay, nested = overlays[owner]
+        state = session_state(
+            row,
+            scopes=copy.deepcopy(overlay) if nested else overlay,
+            decode=decode,
+            session_id=row["id"],
+        )
+        sessions.append(
+            build(app_name, owner, row["id"], state, row["update_time"], row["revision"])
+        )
+    return sessions

@@ -709,33 +709,60 @@ async def _copy(
         for row in page:
             after = (row.app_name, row.user_id, row.id)
             done += 1
-            existing = await target.get_session(
-                app_name=row.app_name,
-                user_id=row.user_id,
-                session_id=row.id,
-                num_recent_events=0,
-            )
-            if existing is not None:
+            history = await _copy_session(source, target, row)
+            if history is None:
                 skipped += 1
             else:
-                history = await source.events(row)
-                try:
-                    await target.create_session(
-                        app_name=row.app_name,
-                        user_id=row.user_id,
-                        session_id=row.id,
-                        state=row.state,
-                        events=history,
-                        last_update_time=row.update_time,
-                    )
-                except SessionExistsError:
-                    skipped += 1
-                else:
-                    sessions += 1
-                    events += len(history)
-                    replayed.update(_scopes_written(row, history))
+                sessions += 1
+                events += len(history)
+                replayed.update(_scopes_written(row, history))
             if progress is not None:
                 progress(done, total, events)
+    app_states, user_states = await _write_scopes(target, plans, replayed)
+    return ImportCounts(
+        app_states=app_states,
+        user_states=user_states,
+        sessions=sessions,
+        events=events,
+        skipped_sessions=skipped,
+        overwritten_values=sum(plan.overwritten for plan in plans.values()),
+        kept_values=sum(plan.kept for plan in plans.values()),
+    )
+
+
+async def _copy_session(
+    source: _Source, target: adk_sessions.SessionService, row: _SourceSession
+) -> list[Event] | None:
+    """Copy one session with its events; None when the target has it already."""
+    existing = await target.get_session(
+        app_name=row.app_name, user_id=row.user_id, session_id=row.id, num_recent_events=0
+    )
+    if existing is not None:
+        return None
+    history = await source.events(row)
+    try:
+        await target.create_session(
+            app_name=row.app_name,
+            user_id=row.user_id,
+            session_id=row.id,
+            state=row.state,
+            events=history,
+            last_update_time=row.update_time,
+        )
+    except SessionExistsError:
+        return None
+    return history
+
+
+async def _write_scopes(
+    target: adk_sessions.SessionService,
+    plans: Mapping[tuple[str, str], _ScopeWrite],
+    replayed: set[tuple[str, str]],
+) -> tuple[int, int]:
+    """Write the planned app and user scopes; return how many of each were written.
+
+    A scope the copied events' deltas wrote to gets every key's final value again.
+    """
     app_states = user_states = 0
     for (app_name, user_id), plan in plans.items():
         values = plan.final if (app_name, user_id) in replayed else plan.delta
@@ -747,15 +774,7 @@ async def _copy(
         else:
             await target.update_app_state(app_name=app_name, delta=values)
             app_states += 1
-    return ImportCounts(
-        app_states=app_states,
-        user_states=user_states,
-        sessions=sessions,
-        events=events,
-        skipped_sessions=skipped,
-        overwritten_values=sum(plan.overwritten for plan in plans.values()),
-        kept_values=sum(plan.kept for plan in plans.values()),
-    )
+    return app_states, user_states
 
 
 def _scopes_written(row: _SourceSession, history: list[Event]) -> set[tuple[str, str]]:

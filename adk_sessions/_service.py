@@ -2,41 +2,32 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import math
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
-import attrs
 
 from . import _migrations
-from ._codec import StoredSession, events_from_texts, session_state, stored_events
+from . import _transactions as tx
+from ._codec import StoredSession, build_page, events_from_texts, session_state, stored_events
 from ._dialects import layout as _layout
-from ._dialects.base import Body, Connection, ConstraintError, Dialect, drive_async
-from ._json import dumps, encode_state, loads
+from ._dialects.base import Body, Dialect, read
+from ._json import encode_state
 from ._models import Event, ListSessionsResponse, Session
-from ._queries import OneQuery, Queries, Query, RowsQuery, ValueQuery
 from ._state import (
     SCOPE_PREFIXES,
-    merge_state,
     prefixed_scopes,
-    split_delta,
     validate_state,
-    without_temp,
 )
-from ._tokens import Cursor, decode_token, encode_token
+from ._tokens import START, decode_token, next_token
 from ._tracing import SYSTEM_NAMES, traced
-from ._validate import MAX_COUNT, check_count, check_name, check_seconds, check_text
+from ._validate import MAX_COUNT, check_count, check_name, check_seconds
 from .errors import (
     InvalidArgumentError,
-    SessionExistsError,
-    SessionNotFoundError,
-    StaleSessionError,
 )
 
 __all__ = ("SessionService",)
@@ -64,186 +55,13 @@ def _core_session(
 
 
 # The keyset cursor before the first session: every update time is > -inf.
-_START = Cursor(app_name="", user_filter=None, update_time=-math.inf, user_id="", session_id="")
 
 DEFAULT_BATCH_SIZE = 500
 """Sessions deleted per transaction by :meth:`SessionService.delete_sessions`."""
 
 
-@attrs.frozen(kw_only=True)
-class _PreparedEvent:
-    """An event checked and encoded before any transaction starts."""
-
-    stored: Event
-    params: dict[str, Any]
-
-
-def _prepare_event(event: Event, *, app_name: str, user_id: str, session_id: str) -> _PreparedEvent:
-    """Validate an event and build its stored form (no temp keys) and query parameters."""
-    if not isinstance(event, Event):
-        raise InvalidArgumentError(
-            f"event must be an adk_sessions.Event, not {type(event).__name__}"
-        )
-    check_name("event.id", event.id)
-    timestamp = check_seconds(f"event {event.id!r}: timestamp", event.timestamp, finite=True)
-    delta = event.actions.state_delta
-    exact = validate_state(delta)
-    stored_delta = without_temp(delta)
-    stored = event
-    if len(stored_delta) != len(delta):
-        stored = attrs.evolve(event, actions=attrs.evolve(event.actions, state_delta=stored_delta))
-    try:
-        encoded = dumps(stored.to_dict())
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidArgumentError(f"event {event.id!r} is not JSON-serialisable: {exc}") from exc
-    check_text(f"event {event.id!r}", encoded)
-    scoped = split_delta(stored_delta)
-    params = {
-        "app_name": app_name,
-        "user_id": user_id,
-        "session_id": session_id,
-        "event_id": event.id,
-        "timestamp": timestamp,
-        "event": encoded,
-        "app_delta": encode_state(scoped.app, positional_floats=exact) if scoped.app else None,
-        "user_delta": encode_state(scoped.user, positional_floats=exact) if scoped.user else None,
-        "session_delta": encode_state(scoped.session, positional_floats=exact),
-    }
-    return _PreparedEvent(stored=stored, params=params)
-
-
-def _write_event(
-    q: Queries,
-    item: _PreparedEvent,
-    *,
-    session_id: str,
-    revision: int,
-    update_time: float,
-    distributed: bool,
-) -> Body[tuple[int, float]]:
-    """Insert one event and apply its deltas; the transaction holds the session lock.
-
-    One statement (``append_event``, data-modifying CTEs) on plain tables. On Citus tables one
-    statement per table instead, each routed to one shard: Citus plans INSERT CTEs as separate
-    steps, and the app scope lives on the app's shard, not the user's. App before user, as
-    create_session merges them, so that no two transactions wait on each other.
-
-    Returns:
-        The session's new revision and update time.
-    """
-    seq = revision + 1
-    new_time = max(update_time, item.params["timestamp"])
-    params = {**item.params, "seq": seq, "update_time": new_time}
-    try:
-        if not distributed:
-            yield q.append_event, params
-        else:
-            yield q.insert_event, params
-            if params["app_delta"] is not None:
-                yield (
-                    q.merge_app_state,
-                    {
-                        "app_name": params["app_name"],
-                        "delta": params["app_delta"],
-                        "update_time": new_time,
-                    },
-                )
-            if params["user_delta"] is not None:
-                yield (
-                    q.merge_user_state,
-                    {
-                        "app_name": params["app_name"],
-                        "user_id": params["user_id"],
-                        "delta": params["user_delta"],
-                        "update_time": new_time,
-                    },
-                )
-            yield q.advance_session, params
-    except ConstraintError as exc:
-        raise InvalidArgumentError(
-            f"event id {item.stored.id!r} already exists in session {session_id!r}"
-        ) from exc
-    return seq, new_time
-
-
-def _append(
-    q: Queries, decode: Any, session: Session, item: _PreparedEvent, *, distributed: bool
-) -> Body[tuple[int, float]]:
-    """The append transaction: lock, check the revision (or recognise a retry), write.
-
-    Returns:
-        The session's revision and update time after the append.
-    """
-    key = {"app_name": session.app_name, "user_id": session.user_id, "session_id": session.id}
-    row = yield q.lock_session, key
-    if row is None:
-        raise SessionNotFoundError(
-            f"session {session.id!r} of app {session.app_name!r}, user "
-            f"{session.user_id!r} does not exist"
-        )
-    revision, update_time = row["revision"], row["update_time"]
-    if revision == session.revision:
-        return (
-            yield from _write_event(
-                q,
-                item,
-                session_id=session.id,
-                revision=revision,
-                update_time=update_time,
-                distributed=distributed,
-            )
-        )
-    if revision == session.revision + 1:
-        # The caller may be retrying an append whose reply it never got (a connection lost
-        # after COMMIT, a timeout): the same event stored last means the append happened.
-        last = yield q.get_event_at, {**key, "seq": revision}
-        if last is not None and last["id"] == item.stored.id:
-            if decode(last["event"]) != loads(item.params["event"]):
-                raise InvalidArgumentError(
-                    f"event id {item.stored.id!r} already exists in session {session.id!r} "
-                    "with other content"
-                )
-            return revision, update_time
-    raise StaleSessionError(
-        f"session {session.id!r} is at revision {revision} in storage but "
-        f"{session.revision} in hand; reload it with get_session and retry"
-    )
-
-
 def _nothing(_: object) -> None:
     """An ``on_commit`` for writes that advance nothing in memory."""
-
-
-def _scopes(
-    q: Queries, *, app_name: str, user_id: str | None, distributed: bool, app: bool = True
-) -> Body[tuple[Any, Any]]:
-    """Read the app scope (when ``app``) and one user's scope (when ``user_id``), as stored.
-
-    One statement on plain tables. On Citus tables one per scope, each on its own shard (a
-    statement touching both would be planned in steps across nodes).
-    """
-    if not distributed:
-        row = yield q.get_scope_states, {"app_name": app_name, "user_id": user_id or ""}
-        return row["app_state"], row["user_state"]
-    app_state = (yield q.get_app_scope, {"app_name": app_name}) if app else None
-    user_state = None
-    if user_id is not None:
-        user_state = yield q.get_user_scope, {"app_name": app_name, "user_id": user_id}
-    return app_state, user_state
-
-
-async def _read(conn: Connection, body: Body[Any]) -> Any:
-    """Run a read-only body on a borrowed connection, one round trip per query."""
-
-    async def run(query: Query, params: Mapping[str, Any]) -> Any:
-        if isinstance(query, RowsQuery):
-            return await conn.rows(query, params)
-        if isinstance(query, OneQuery):
-            return await conn.one(query, params)
-        assert isinstance(query, ValueQuery), f"{query.name} writes: not in a read"
-        return await conn.value(query, params)
-
-    return await drive_async(body, run)
 
 
 class SessionService:
@@ -390,85 +208,20 @@ class SessionService:
             InvalidArgumentError: Empty names, non-JSON state values (naming the key), bad events.
             SessionExistsError: The id exists for (app, user), also when two creates race.
         """
-        check_name("app_name", app_name)
-        check_name("user_id", user_id)
-        if session_id is None or session_id == "":
-            session_id = str(uuid.uuid4())
-        check_name("session_id", session_id)
-        state = dict(state) if state is not None else {}
-        exact = validate_state(state)
-        scoped = split_delta(state)
-        prepared = [
-            _prepare_event(event, app_name=app_name, user_id=user_id, session_id=session_id)
-            for event in (events or ())
-            if not event.partial
-        ]
-        given_time = check_seconds("last_update_time", last_update_time, finite=True)
-        now = time.time() if given_time is None else given_time
-        key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
-        q = self._q
-        distributed = self._dialect.distributed
-
-        def create() -> Body[tuple[int, float, Any]]:
-            created = yield (
-                q.insert_session,
-                {
-                    **key,
-                    "state": encode_state(scoped.session, positional_floats=exact),
-                    "update_time": now,
-                },
-            )
-            if created is None:
-                raise SessionExistsError(
-                    f"session {session_id!r} already exists for app {app_name!r}, user {user_id!r}"
-                )
-            if scoped.app:
-                yield (
-                    q.merge_app_state,
-                    {
-                        "app_name": app_name,
-                        "delta": encode_state(scoped.app, positional_floats=exact),
-                        "update_time": now,
-                    },
-                )
-            if scoped.user:
-                yield (
-                    q.merge_user_state,
-                    {
-                        **key,
-                        "delta": encode_state(scoped.user, positional_floats=exact),
-                        "update_time": now,
-                    },
-                )
-            revision, update_time = 0, now
-            for item in prepared:
-                revision, update_time = yield from _write_event(
-                    q,
-                    item,
-                    session_id=session_id,
-                    revision=revision,
-                    update_time=update_time,
-                    distributed=distributed,
-                )
-            scopes = yield from _scopes(
-                q, app_name=app_name, user_id=user_id, distributed=distributed
-            )
-            return revision, update_time, scopes
-
-        revision, update_time, (app_state, user_state) = await self._dialect.write(create, _nothing)
-        decode = self._dialect.decode_json
-        merged = merge_state(decode(app_state) or {}, decode(user_state) or {}, scoped.session)
-        for item in prepared:
-            merged.update(item.stored.actions.state_delta)
-        return Session(
-            id=session_id,
+        new = tx.prepare_session(
             app_name=app_name,
             user_id=user_id,
-            state=merged,
-            events=[item.stored for item in prepared],
-            last_update_time=update_time,
-            revision=revision,
+            state=state,
+            session_id=session_id,
+            events=events,
+            last_update_time=last_update_time,
         )
+        distributed = self._dialect.distributed
+        revision, update_time, (app_state, user_state) = await self._dialect.write(
+            lambda: tx.create(self._q, new, distributed=distributed), _nothing
+        )
+        decode = self._dialect.decode_json
+        return new.session(revision, update_time, decode(app_state) or {}, decode(user_state) or {})
 
     @traced("append_event")
     async def append_event(self, session: Session, event: Event) -> Event:
@@ -512,7 +265,7 @@ class SessionService:
             raise InvalidArgumentError(
                 f"session must be an adk_sessions.Session, not {type(session).__name__}"
             )
-        item = _prepare_event(
+        item = tx.prepare_event(
             event, app_name=session.app_name, user_id=session.user_id, session_id=session.id
         )
 
@@ -523,7 +276,7 @@ class SessionService:
 
         distributed = self._dialect.distributed
         await self._dialect.write(
-            lambda: _append(
+            lambda: tx.append(
                 self._q, self._dialect.decode_json, session, item, distributed=distributed
             ),
             advance,
@@ -613,32 +366,21 @@ class SessionService:
         after = check_seconds("after", after, finite=False)
         first_seq = (check_count("after_revision", after_revision) or 0) + 1
         key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
-        decode = self._dialect.decode_json
+        body = tx.read_session(
+            self._q,
+            key,
+            first_seq=first_seq,
+            after=after,
+            limit=limit,
+            distributed=self._dialect.distributed,
+        )
         async with self._dialect.reader() as conn:
-            if not self._dialect.distributed:
-                row = await conn.one(self._q.get_session, key)
-                if row is None:
-                    return None
-                app_state = row["app_state"]
-            else:  # the session with its user scope on one shard, the app scope on another
-                row = await conn.one(self._q.get_session_with_user, key)
-                if row is None:
-                    return None
-                app_state = await conn.value(self._q.get_app_scope, {"app_name": app_name})
-            texts: list[str] = []
-            seqs: list[int] = []
-            if limit != 0 and row["revision"] >= first_seq:
-                rows = await conn.rows(
-                    self._q.get_events,
-                    {
-                        **key,
-                        "min_seq": first_seq,
-                        "max_seq": row["revision"],
-                        "after": after,
-                        "limit": limit,
-                    },
-                )
-                texts, seqs = stored_events(rows)
+            found = await read(conn, body)
+        if found is None:
+            return None
+        row, app_state, event_rows = found
+        texts, seqs = stored_events(event_rows)
+        decode = self._dialect.decode_json
         state = session_state(
             row,
             scopes=prefixed_scopes(decode(app_state) or {}, decode(row["user_state"]) or {}),
@@ -724,70 +466,30 @@ class SessionService:
         cursor = (
             decode_token(page_token, app_name=app_name, user_filter=user_id)
             if page_token
-            else _START
+            else START
         )
         if size == 0:
             return [], None
-        params: dict[str, Any] = {
-            "app_name": app_name,
-            "after_time": cursor.update_time,
-            "after_id": cursor.session_id,
+        params = cursor.page_params(
+            app_name,
             # One row past the page tells whether another follows (unbounded past 2**63 - 2).
-            "limit": None if size is None or size >= MAX_COUNT else size + 1,
-        }
-        decode = self._dialect.decode_json
+            limit=None if size is None or size >= MAX_COUNT else size + 1,
+        )
+        body = tx.list_page(self._q, params, user_id=user_id, distributed=self._dialect.distributed)
         async with self._dialect.reader() as conn:
-            if user_id is None:
-                rows = await conn.rows(
-                    self._q.list_sessions, {**params, "after_user": cursor.user_id}
-                )
-            else:
-                rows = await conn.rows(self._q.list_user_sessions, {**params, "user_id": user_id})
-            stored_app, stored_user = await _read(
-                conn,
-                _scopes(
-                    self._q,
-                    app_name=app_name,
-                    user_id=user_id,
-                    distributed=self._dialect.distributed,
-                ),
-            )
+            rows, app_state, user_state = await read(conn, body)
         more = size is not None and len(rows) > size
         rows = rows[:size] if more else rows
-        app_state = decode(stored_app) or {}
-        # Each user's scopes are decoded once per page, however many sessions they own; nested
-        # values are copied per session so that no two sessions share a mutable object.
-        overlays: dict[str, tuple[dict[str, Any], bool]] = {}
-        sessions = []
-        for row in rows:
-            owner = row["user_id"]
-            if owner not in overlays:
-                user_state = stored_user if user_id is not None else row["user_state"]
-                overlay = prefixed_scopes(app_state, decode(user_state) or {})
-                nested = any(isinstance(v, (dict, list)) for v in overlay.values())
-                overlays[owner] = (overlay, nested)
-            overlay, nested = overlays[owner]
-            state = session_state(
-                row,
-                scopes=copy.deepcopy(overlay) if nested else overlay,
-                decode=decode,
-                session_id=row["id"],
-            )
-            sessions.append(
-                build(app_name, owner, row["id"], state, row["update_time"], row["revision"])
-            )
-        token = None
-        if more:
-            last = rows[-1]
-            token = encode_token(
-                Cursor(
-                    app_name=app_name,
-                    user_filter=user_id,
-                    update_time=last["update_time"],
-                    user_id=last["user_id"],
-                    session_id=last["id"],
-                )
-            )
+        sessions = build_page(
+            rows,
+            build,
+            app_name=app_name,
+            app_state=app_state,
+            user_state=user_state,
+            one_user=user_id is not None,
+            decode=self._dialect.decode_json,
+        )
+        token = next_token(rows[-1], app_name=app_name, user_filter=user_id) if more else None
         return sessions, token
 
     @traced("delete_session")
@@ -859,25 +561,15 @@ class SessionService:
                 f"batch_size must be an integer from 1 to 2**63-1, got {batch_size!r}"
             )
         scope = {"app_name": app_name, "user_id": user_id, "before": before}
-        q = self._q
-
-        def batch(first: tuple[float, str, str]) -> Body[tuple[int, tuple[float, str, str] | None]]:
-            start = {"from_time": first[0], "from_user": first[1], "from_id": first[2]}
-            bound = yield q.find_expired_bound, {**scope, **start, "batch_size": batch_size}
-            # No session past the batch: it ends where the expired sessions end.
-            end = (before, "", "") if bound is None else tuple(bound)
-            deleted = yield (
-                q.delete_expired_sessions,
-                {**scope, **start, "to_time": end[0], "to_user": end[1], "to_id": end[2]},
-            )
-            return len(deleted), (None if bound is None else (end[0], end[1], end[2]))
-
         total = batches = 0
         first: tuple[float, str, str] | None = (-math.inf, "", "")
         while first is not None:
             if batches:
                 await anyio.sleep(self._dialect.batch_pause)
-            deleted, first = await self._dialect.write(functools.partial(batch, first), _nothing)
+            deleted, first = await self._dialect.write(
+                functools.partial(tx.delete_expired_batch, self._q, scope, first, batch_size),
+                _nothing,
+            )
             total, batches = total + deleted, batches + 1
             if progress is not None:
                 progress(deleted)
@@ -990,21 +682,11 @@ class SessionService:
             "delta": encode_state(delta, positional_floats=exact),
             "update_time": time.time(),
         }
-        q = self._q
         distributed = self._dialect.distributed
-
-        def update() -> Body[Any]:
-            yield (q.merge_app_state if user_id is None else q.merge_user_state), params
-            app_state, user_state = yield from _scopes(
-                q,
-                app_name=app_name,
-                user_id=user_id,
-                distributed=distributed,
-                app=user_id is None,
-            )
-            return app_state if user_id is None else user_state
-
-        stored = await self._dialect.write(update, _nothing)
+        stored = await self._dialect.write(
+            lambda: tx.update_scope(self._q, params, user_id=user_id, distributed=distributed),
+            _nothing,
+        )
         return dict(self._dialect.decode_json(stored) or {})
 
     @traced("get_user_state")
@@ -1021,9 +703,9 @@ class SessionService:
         check_name("app_name", app_name)
         check_name("user_id", user_id)
         async with self._dialect.reader() as conn:
-            _, user_state = await _read(
+            _, user_state = await read(
                 conn,
-                _scopes(
+                tx.scopes(
                     self._q,
                     app_name=app_name,
                     user_id=user_id,
@@ -1045,9 +727,9 @@ class SessionService:
         """
         check_name("app_name", app_name)
         async with self._dialect.reader() as conn:
-            app_state, _ = await _read(
+            app_state, _ = await read(
                 conn,
-                _scopes(
+                tx.scopes(
                     self._q,
                     app_name=app_name,
                     user_id=None,

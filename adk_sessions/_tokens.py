@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import json
 import math
+from typing import Any
 
 import attrs
 
+from ._dialects.base import Row
 from ._validate import check_name
 from .errors import InvalidArgumentError
 
-__all__ = ("Cursor", "decode_token", "encode_token")
+__all__ = ("START", "Cursor", "decode_token", "encode_token", "next_token")
 
 
 @attrs.frozen(kw_only=True)
@@ -23,6 +25,33 @@ class Cursor:
     update_time: float
     user_id: str
     session_id: str
+
+    def page_params(self, app_name: str, *, limit: int | None) -> dict[str, Any]:
+        """The parameters of the list query for the page after this cursor."""
+        return {
+            "app_name": app_name,
+            "after_time": self.update_time,
+            "after_user": self.user_id,
+            "after_id": self.session_id,
+            "limit": limit,
+        }
+
+
+START = Cursor(app_name="", user_filter=None, update_time=-math.inf, user_id="", session_id="")
+"""The cursor before the first session: every update time is > -inf."""
+
+
+def next_token(last: Row, *, app_name: str, user_filter: str | None) -> str:
+    """The token of the page after the one whose last row is ``last``."""
+    return encode_token(
+        Cursor(
+            app_name=app_name,
+            user_filter=user_filter,
+            update_time=last["update_time"],
+            user_id=last["user_id"],
+            session_id=last["id"],
+        )
+    )
 
 
 _TOKEN_VERSION = 1

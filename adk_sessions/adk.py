@@ -658,29 +658,58 @@ class AdkSessionService(BaseSessionService):
         )
         core = await self._core()
         key = (app_name, user_id, session_id)
-        if self._cache is not None and (entry := self._cache.get(key)) is not None:
-            # The cached events run up to entry.revision: read the row and the events from
-            # that revision on (the first one tells whether the cache still matches storage).
-            stored = await core._get_stored_session(
-                app_name=app_name,
-                user_id=user_id,
-                session_id=session_id,
-                after_revision=entry.revision - 1,
-            )
-            if stored is None:
-                self._cache.drop(key)
-                return None
-            cached = self._cached_events(key, entry, stored)
-            if cached is not None:
-                return _build_session(
-                    app_name,
-                    user_id,
-                    session_id,
-                    stored.state,
-                    stored.last_update_time,
-                    stored.revision,
-                    _select(cached, num_recent_events, after),
-                )
+        found = await self._read_cached(core, key, num_recent_events, after)
+        if found is None:
+            found = await self._read_stored(core, key, num_recent_events, after)
+        if found is None:
+            return None
+        stored, events = found
+        return _build_session(
+            app_name,
+            user_id,
+            session_id,
+            stored.state,
+            stored.last_update_time,
+            stored.revision,
+            events,
+        )
+
+    async def _read_cached(
+        self,
+        core: SessionService,
+        key: _Key,
+        num_recent_events: int | None,
+        after: float | None,
+    ) -> tuple[StoredSession, list[AdkEvent]] | None:
+        """A read served by the cache: the session row and only the events past the cached
+        revision (the first one tells whether the cache still matches storage); None when the
+        session is not cached, or its cache entry no longer matches."""
+        if self._cache is None or (entry := self._cache.get(key)) is None:
+            return None
+        app_name, user_id, session_id = key
+        stored = await core._get_stored_session(
+            app_name=app_name,
+            user_id=user_id,
+            session_id=session_id,
+            after_revision=entry.revision - 1,
+        )
+        if stored is None:
+            self._cache.drop(key)
+            return None
+        cached = self._cached_events(key, entry, stored)
+        if cached is None:
+            return None
+        return stored, _select(cached, num_recent_events, after)
+
+    async def _read_stored(
+        self,
+        core: SessionService,
+        key: _Key,
+        num_recent_events: int | None,
+        after: float | None,
+    ) -> tuple[StoredSession, list[AdkEvent]] | None:
+        """A read from storage, validating every event; a whole session read fills the cache."""
+        app_name, user_id, session_id = key
         stored = await core._get_stored_session(
             app_name=app_name,
             user_id=user_id,
@@ -704,15 +733,7 @@ class AdkSessionService(BaseSessionService):
                         last_text=stored.events[-1],
                     ),
                 )
-        return _build_session(
-            app_name,
-            user_id,
-            session_id,
-            stored.state,
-            stored.last_update_time,
-            stored.revision,
-            events,
-        )
+        return stored, events
 
     def _cached_events(
         self, key: _Key, entry: _Entry, stored: StoredSession

@@ -30,6 +30,7 @@ __all__ = (
     "Row",
     "drive",
     "drive_async",
+    "read",
     "run_to_completion",
     "statement",
 )
@@ -90,6 +91,20 @@ async def drive_async(
             result, failure = await run(query, params), None
         except Exception as exc:  # handed to the body, which decides
             result, failure = None, exc
+
+
+async def read(conn: Connection, body: Body[T]) -> T:
+    """Run a read-only body on a borrowed connection, one round trip (hop) per query."""
+
+    async def run(query: Query, params: Mapping[str, Any]) -> Any:
+        if isinstance(query, RowsQuery):
+            return await conn.rows(query, params)
+        if isinstance(query, OneQuery):
+            return await conn.one(query, params)
+        assert isinstance(query, ValueQuery), f"{query.name} writes: not in a read"
+        return await conn.value(query, params)
+
+    return await drive_async(body, run)
 
 
 class _Abandoned(Exception):
