@@ -6,7 +6,6 @@ import logging
 import re
 import urllib.parse
 from collections.abc import Callable, Generator, Mapping
-from types import TracebackType
 from typing import Any
 
 import anyio
@@ -173,12 +172,7 @@ class _Connecting:
         self._service = await _open(*self._args)
         return self._service
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if self._service is not None:
             service, self._service = self._service, None
             await service.close()

@@ -71,6 +71,8 @@ class Query:
     """
 
     suffix: ClassVar[str]
+    # The connection method that runs it: rows, one, value or execute.
+    method: ClassVar[str]
 
     name: str
     doc: str
@@ -83,6 +85,7 @@ class RowsQuery(Query):
     """No suffix: every row."""
 
     suffix = ""
+    method = "rows"
 
 
 @attrs.frozen(kw_only=True)
@@ -90,6 +93,7 @@ class OneQuery(Query):
     """``^``: the first row, or None."""
 
     suffix = "^"
+    method = "one"
 
 
 @attrs.frozen(kw_only=True)
@@ -97,6 +101,7 @@ class ValueQuery(Query):
     """``$``: the first column of the first row (None without a row)."""
 
     suffix = "$"
+    method = "value"
 
 
 @attrs.frozen(kw_only=True)
@@ -104,6 +109,7 @@ class ExecuteQuery(Query):
     """``!``: nothing comes back; every statement runs, in order."""
 
     suffix = "!"
+    method = "execute"
 
 
 _KINDS: dict[str, type[Query]] = {

@@ -6,7 +6,6 @@ import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
 from typing import Any, TypeVar
 
 import anyio
@@ -106,12 +105,7 @@ class SessionService:
     async def __aenter__(self) -> SessionService:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     @traced("migrate")

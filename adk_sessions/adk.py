@@ -56,7 +56,6 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -573,12 +572,7 @@ class AdkSessionService(BaseSessionService):
         await self._core()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         """Close, as :meth:`close` does."""
         await self.close()
 

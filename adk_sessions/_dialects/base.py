@@ -15,7 +15,7 @@ import abc
 import asyncio
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio
 
@@ -57,52 +57,59 @@ def statement(sql: str) -> Query:
     return ExecuteQuery(name="statement", doc="", statements=(sql,), params=())
 
 
-def drive(body: Body[T], run: Callable[[Query, Mapping[str, Any]], Any]) -> T:
-    """Run a body synchronously, answering each query with ``run`` (SQLite's worker thread).
+class _Steps(Generic[T]):
+    """A body, fed one query's outcome at a time: its result, or the failure thrown into it
+    (which it may handle, say a constraint violation that means "duplicate id")."""
 
-    A failure of ``run`` is thrown into the body, which may handle it (a constraint violation
-    that means "duplicate id") or let it propagate.
-    """
-    result: Any = None
-    failure: BaseException | None = None
-    while True:
+    def __init__(self, body: Body[T]) -> None:
+        self._body = body
+        self._outcome: tuple[Any, BaseException | None] = (None, None)
+        self.value: T
+
+    def next(self) -> tuple[Query, Mapping[str, Any]] | None:
+        """The next query, or None once the body returned (its value is then :attr:`value`)."""
+        result, failure = self._outcome
         try:
-            query, params = body.throw(failure) if failure is not None else body.send(result)
+            return self._body.throw(failure) if failure is not None else self._body.send(result)
         except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+            self.value = done.value
+            return None
+
+    def answer(self, result: Any = None, failure: Exception | None = None) -> None:
+        """What the last query gave."""
+        self._outcome = (result, failure)
+
+
+def drive(body: Body[T], run: Callable[[Query, Mapping[str, Any]], Any]) -> T:
+    """Run a body synchronously, answering each query with ``run`` (SQLite's worker thread)."""
+    steps = _Steps(body)
+    while (step := steps.next()) is not None:
         try:
-            result, failure = run(query, params), None
+            steps.answer(run(*step))
         except Exception as exc:  # handed to the body, which decides
-            result, failure = None, exc
+            steps.answer(failure=exc)
+    return steps.value
 
 
 async def drive_async(
     body: Body[T], run: Callable[[Query, Mapping[str, Any]], Awaitable[Any]]
 ) -> T:
     """Run a body, answering each query with the coroutine ``run`` (one round trip each)."""
-    result: Any = None
-    failure: BaseException | None = None
-    while True:
+    steps = _Steps(body)
+    while (step := steps.next()) is not None:
         try:
-            query, params = body.throw(failure) if failure is not None else body.send(result)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        try:
-            result, failure = await run(query, params), None
+            steps.answer(await run(*step))
         except Exception as exc:  # handed to the body, which decides
-            result, failure = None, exc
+            steps.answer(failure=exc)
+    return steps.value
 
 
 async def read(conn: Connection, body: Body[T]) -> T:
     """Run a read-only body on a borrowed connection, one round trip (hop) per query."""
 
     async def run(query: Query, params: Mapping[str, Any]) -> Any:
-        if isinstance(query, RowsQuery):
-            return await conn.rows(query, params)
-        if isinstance(query, OneQuery):
-            return await conn.one(query, params)
-        assert isinstance(query, ValueQuery), f"{query.name} writes: not in a read"
-        return await conn.value(query, params)
+        method = getattr(conn, query.method)  # rows, one or value: reads have no execute
+        return await method(query, params)
 
     return await drive_async(body, run)
 

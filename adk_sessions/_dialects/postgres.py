@@ -172,18 +172,14 @@ class _PgConnection(Connection):
         args = [params[name] for name in query.params]
         return await self._call(self._conn.fetchval, query.statements[0], args)
 
+    async def execute(self, query: ExecuteQuery, params: Mapping[str, Any]) -> None:
+        """Run an execute query (one statement on PostgreSQL)."""
+        args = [params[name] for name in query.params]
+        await self._call(self._conn.execute, query.statements[0], args)
+
     async def run(self, query: Query, params: Mapping[str, Any]) -> Any:
-        """Run any query of a body, the way its kind says."""
-        if isinstance(query, OneQuery):
-            return await self.one(query, params)
-        if isinstance(query, ExecuteQuery):
-            args = [params[name] for name in query.params]
-            await self._call(self._conn.execute, query.statements[0], args)
-            return None
-        if isinstance(query, RowsQuery):
-            return await self.rows(query, params)
-        assert isinstance(query, ValueQuery)
-        return await self.value(query, params)
+        """Run any query of a body, by the connection method its kind names."""
+        return await getattr(self, query.method)(query, params)
 
     async def plain(self, sql: str) -> None:
         """Send ``BEGIN``, ``COMMIT`` or ``ROLLBACK``."""

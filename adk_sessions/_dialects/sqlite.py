@@ -32,7 +32,6 @@ import anyio
 
 from .._json import dumps, loads
 from .._queries import (
-    ExecuteQuery,
     OneQuery,
     Query,
     RowsQuery,
@@ -106,18 +105,17 @@ def translate(exc: BaseException) -> StorageError:
 def _run_query(db: sqlite3.Connection, query: Query, params: Mapping[str, Any]) -> Any:
     """Run one query in the connection's thread and shape its result by the query's kind."""
     try:
-        if isinstance(query, ExecuteQuery):
+        if query.method == "execute":
             for sql in query.statements:
                 db.execute(sql, params)
             return None
         rows = db.execute(query.statements[0], params).fetchall()
     except sqlite3.Error as exc:
         raise translate(exc) from exc
-    if isinstance(query, RowsQuery):
+    if query.method == "rows":
         return rows
-    if isinstance(query, OneQuery):
-        return rows[0] if rows else None
-    return rows[0][0] if rows else None
+    first = rows[0] if rows else None
+    return first if query.method == "one" or first is None else first[0]
 
 
 def _begin(db: sqlite3.Connection) -> None:
