@@ -134,6 +134,7 @@ class Queries:
     distribution: RowsQuery
     ping: ValueQuery
     insert_session: OneQuery
+    create_session: OneQuery
     merge_app_state: ExecuteQuery
     merge_user_state: ExecuteQuery
     get_session: OneQuery

@@ -14,7 +14,7 @@ from . import _migrations
 from . import _transactions as tx
 from ._codec import StoredSession, build_page, events_from_texts, session_state, stored_events
 from ._dialects import layout as _layout
-from ._dialects.base import Body, Dialect, read
+from ._dialects.base import Dialect, read
 from ._json import encode_state
 from ._models import Event, ListSessionsResponse, Session
 from ._state import (
@@ -211,9 +211,16 @@ class SessionService:
             last_update_time=last_update_time,
         )
         distributed = self._dialect.distributed
-        revision, update_time, (app_state, user_state) = await self._dialect.write(
-            lambda: tx.create(self._q, new, distributed=distributed), _nothing
-        )
+        if new.simple and not distributed:  # Citus reads each scope on its own shard
+            row = await self._dialect.write_one(self._q.create_session, new.params)
+            if row is None:
+                raise new.exists()
+            revision, update_time = 0, new.params["update_time"]
+            app_state, user_state = row["app_state"], row["user_state"]
+        else:
+            revision, update_time, (app_state, user_state) = await self._dialect.write(
+                lambda: tx.create(self._q, new, distributed=distributed), _nothing
+            )
         decode = self._dialect.decode_json
         return new.session(revision, update_time, decode(app_state) or {}, decode(user_state) or {})
 
@@ -502,11 +509,7 @@ class SessionService:
         check_name("user_id", user_id)
         check_name("session_id", session_id)
         key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
-
-        def delete() -> Body[None]:
-            yield self._q.delete_session, key
-
-        await self._dialect.write(delete, _nothing)
+        await self._dialect.write_one(self._q.delete_session, key)
 
     @traced("delete_sessions")
     async def delete_sessions(

@@ -121,6 +121,19 @@ class NewSession:
     user_delta: str | None
     events: list[PreparedEvent]
 
+    @property
+    def simple(self) -> bool:
+        """Nothing to write but the session row: no scope keys, no events."""
+        return self.app_delta is None and self.user_delta is None and not self.events
+
+    def exists(self) -> SessionExistsError:
+        """The error for an id that exists for (app, user)."""
+        key = self.key
+        return SessionExistsError(
+            f"session {key['session_id']!r} already exists for app {key['app_name']!r}, "
+            f"user {key['user_id']!r}"
+        )
+
     def session(
         self,
         revision: int,
@@ -198,11 +211,7 @@ def create(
     """
     created = yield q.insert_session, new.params
     if created is None:
-        key = new.key
-        raise SessionExistsError(
-            f"session {key['session_id']!r} already exists for app {key['app_name']!r}, "
-            f"user {key['user_id']!r}"
-        )
+        raise new.exists()
     update_time: float = new.params["update_time"]
     yield from merge_scopes(
         q, new.key, app_delta=new.app_delta, user_delta=new.user_delta, update_time=update_time

@@ -114,6 +114,10 @@ async def read(conn: Connection, body: Body[T]) -> T:
     return await drive_async(body, run)
 
 
+def _ignore(_: object) -> None:
+    pass
+
+
 class _Abandoned(Exception):
     """The body stopped because the caller was cancelled before it committed."""
 
@@ -231,6 +235,21 @@ class Dialect(abc.ABC):
         Returns:
             The body's value.
         """
+
+    async def write_one(self, query: Query, params: Mapping[str, Any]) -> Any:
+        """Run one statement that is a transaction by itself, all or nothing.
+
+        A dialect that can send it without ``BEGIN``/``COMMIT`` does (PostgreSQL: one round
+        trip); by default it is a body of one query.
+
+        Returns:
+            The query's result, by its kind.
+        """
+
+        def single() -> Body[Any]:
+            return (yield query, params)
+
+        return await self.write(single, _ignore)
 
     @abc.abstractmethod
     def decode_json(self, value: Any) -> Any:

@@ -373,6 +373,20 @@ class PostgresDialect(Dialect):
                 raise
         return result
 
+    async def write_one(self, query: Query, params: Mapping[str, Any]) -> Any:
+        """One statement in autocommit: one round trip, atomic by itself.
+
+        Once sent it runs to its end (shielded): cancelled meanwhile, the caller gets the
+        cancellation after the statement has committed or failed.
+        """
+
+        async def run() -> Any:
+            async with self._acquire() as conn:
+                with anyio.CancelScope(shield=True):
+                    return await conn.run(query, params)
+
+        return await run_to_completion(run)
+
     def decode_json(self, value: Any) -> Any:
         return value
 

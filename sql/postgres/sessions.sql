@@ -7,6 +7,17 @@ VALUES (:app_name, :user_id, :session_id, :state::jsonb, :update_time, :update_t
 ON CONFLICT DO NOTHING
 RETURNING revision
 
+-- name: create_session^
+-- Create a session and read the app and user scopes back, in one statement that is a transaction
+-- of its own (a create without scope keys or events); no row when the id exists for (app, user).
+INSERT INTO adk_sessions (app_name, user_id, id, state, create_time, update_time, revision)
+VALUES (:app_name, :user_id, :session_id, :state::jsonb, :update_time, :update_time, 0)
+ON CONFLICT DO NOTHING
+RETURNING revision,
+    (SELECT a.state FROM adk_app_states a WHERE a.app_name = :app_name) AS app_state,
+    (SELECT u.state FROM adk_user_states u
+      WHERE u.app_name = :app_name AND u.user_id = :user_id) AS user_state
+
 -- name: merge_app_state!
 -- Shallow-merge a delta into the app scope, server-side.
 INSERT INTO adk_app_states AS a (app_name, state, update_time)
