@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from google.adk.errors import StaleSessionError
 from google.adk.events import Event, EventActions
 from google.adk.runners import Runner
 from google.adk.sessions import Session
@@ -25,6 +24,7 @@ from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
 
 import adk_sessions
+from adk_sessions._adk_compat import StaleSessionError
 from adk_sessions.adk import AdkSessionService, EventCacheInfo
 
 from .._children import run_released
