@@ -1,4 +1,5 @@
-"""Child process of tests/test_multiprocess.py: append events to shared sessions, report as JSON.
+"""Child process of tests/backends/test_multiprocess.py (and the google-adk cache test): append
+events to shared sessions, report as JSON.
 
 Usage: ``python _append_worker.py URL APP USER PROC COUNT SESSION_ID [SESSION_ID ...]``.
 Connects, prints ``ready``, waits for a line on stdin (so every child starts appending at once),

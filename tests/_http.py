@@ -1,4 +1,5 @@
-"""A real uvicorn server in the test's event loop, for the HTTP tests (tests/test_http_*.py)."""
+"""A real uvicorn server in the test's event loop, for the HTTP tests
+(tests/integrations/test_http_*.py)."""
 
 from __future__ import annotations
 

@@ -57,7 +57,7 @@ def _has_google_adk() -> bool:
         return False
 
 
-collect_ignore = [] if _has_google_adk() else ["adk"]
+collect_ignore = [] if _has_google_adk() else ["integrations/adk"]
 _TABLES = ("adk_events", "adk_sessions", "adk_user_states", "adk_app_states")
 
 

@@ -21,7 +21,7 @@ from google.adk.events import EventActions as AdkEventActions
 import adk_sessions
 from adk_sessions.adk import AdkSessionService
 
-from ..adk._scripted import APP
+from ..integrations.adk._scripted import APP
 from ._checks import integrity_check
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -74,11 +74,11 @@ async def test_non_finite_state_delta_raises_and_leaves_session_unchanged(
 SYNC_RUNNER = textwrap.dedent(
     """
     import asyncio, json, sys
-    sys.path.append(sys.argv[2])  # the checkout, for tests.adk._scripted (installed code first)
+    sys.path.append(sys.argv[2])  # the checkout, for tests.integrations.adk._scripted
     from google.adk.runners import Runner
     from google.genai import types
     from adk_sessions.adk import AdkSessionService
-    from tests.adk._scripted import APP, make_agent
+    from tests.integrations.adk._scripted import APP, make_agent
 
     service = AdkSessionService(sys.argv[1])
     runner = Runner(app_name=APP, agent=make_agent(), session_service=service)

@@ -3,7 +3,8 @@
 Every connection of the test's own database is terminated five times while the writers of
 ``_retrying`` append and retry: the errors are StorageUnavailableError, no acknowledged event is
 lost, nothing unacknowledged is stored and retries of the same event are idempotent. (Lost replies
-simulated exactly, through a copy of the session, are pinned by tests/conformance/test_retry.py.)
+simulated exactly, through a copy of the session, are pinned by
+tests/backends/conformance/test_retry.py.)
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The disk is filled with ``PRAGMA max_page_count`` on the service's writer connection (reached
 through the dialect's write interface, as no public API should offer it). The other URL cases
 (unknown or repeated parameters, a missing directory, a missing file with ``mode=ro``) are pinned
-by tests/test_connect.py.
+by tests/backends/test_connect.py.
 """
 
 from __future__ import annotations

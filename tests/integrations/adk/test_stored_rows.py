@@ -8,7 +8,7 @@ from google.adk.events import Event
 from adk_sessions.adk import AdkSessionService
 from adk_sessions.errors import StorageError
 
-from ..test_stored_rows import overwrite
+from ...backends.test_stored_rows import overwrite
 
 pytestmark = pytest.mark.anyio
 

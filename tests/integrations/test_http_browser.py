@@ -11,7 +11,7 @@ import pytest
 from adk_sessions import SessionService
 from adk_sessions.asgi import REVISION_HEADER, create_app
 
-from ._http import error, path, running
+from .._http import error, path, running
 
 pytestmark = pytest.mark.anyio
 

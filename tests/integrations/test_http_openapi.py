@@ -17,7 +17,7 @@ from adk_sessions import Session as CoreSession
 from adk_sessions.asgi import _OPERATIONS, REVISION_HEADER
 from adk_sessions.errors import InvalidArgumentError
 
-from ._http import running
+from .._http import running
 
 pytestmark = pytest.mark.anyio
 

@@ -23,7 +23,7 @@ from adk_sessions import SessionService
 from adk_sessions._serve import add_serve_parser, check_bind, serve_command
 from adk_sessions.asgi import MIN_JWT_SECRET_BYTES, create_app
 
-from ._http import JSON, error, path, running, server_process
+from .._http import JSON, error, path, running, server_process
 
 pytestmark = pytest.mark.anyio
 

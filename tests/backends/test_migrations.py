@@ -20,8 +20,8 @@ import adk_sessions
 from adk_sessions._queries import load_migrations
 from adk_sessions.errors import SchemaError
 
-from ._children import run_released
-from .conftest import BACKENDS
+from .._children import run_released
+from ..conftest import BACKENDS
 
 pytestmark = pytest.mark.anyio
 

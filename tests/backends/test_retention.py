@@ -2,7 +2,7 @@
 of a row changed under the DELETE, and a prune at scale while appends go on.
 
 The behaviour of ``delete_sessions`` through the public API is in
-``tests/conformance/test_retention.py``.
+``tests/backends/conformance/test_retention.py``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from ._scripted import APP
 pytestmark = pytest.mark.anyio
 
 _AGENT = """\
-from tests.adk._scripted import make_agent
+from tests.integrations.adk._scripted import make_agent
 
 root_agent = make_agent()
 """

@@ -1,6 +1,6 @@
 """Round trips per AdkSessionService operation, cache off and on: counted, never timed.
 
-The adapter adds no round trip to the core's (see tests/test_round_trips.py): a get is the
+The adapter adds no round trip to the core's (see tests/backends/test_round_trips.py): a get is the
 session row (on Citus, then the app scope) and one events query, with the cache too (then only the
 events from the cached revision on); a cached session that no longer matches storage costs one
 more get.
@@ -16,7 +16,7 @@ from google.adk.events import Event
 import adk_sessions
 from adk_sessions.adk import AdkSessionService
 
-from ..test_round_trips import COLUMN, EXPECTED
+from ...backends.test_round_trips import COLUMN, EXPECTED
 
 pytestmark = pytest.mark.anyio
 

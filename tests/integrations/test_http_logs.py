@@ -13,7 +13,7 @@ import pytest
 
 from adk_sessions import SessionService
 
-from ._http import path, running, server_process
+from .._http import path, running, server_process
 
 pytestmark = pytest.mark.anyio
 

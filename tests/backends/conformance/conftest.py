@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import BACKENDS, _backend_url
+from ...conftest import BACKENDS, _backend_url
 
 TARGETS = (*BACKENDS, "pgbouncer")
 

@@ -14,7 +14,7 @@ import pytest
 import adk_sessions
 from adk_sessions import Event, Session, SessionService
 
-from .conftest import BACKENDS
+from ..conftest import BACKENDS
 
 
 async def _open(url: str, **options: Any) -> SessionService:

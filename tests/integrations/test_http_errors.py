@@ -18,7 +18,7 @@ from adk_sessions import Event, SessionService
 from adk_sessions.asgi import MAX_ID_BYTES, RETRY_AFTER_SECONDS
 from adk_sessions.errors import InvalidArgumentError
 
-from ._http import JSON, error, execute_elsewhere, own_database, path, running
+from .._http import JSON, error, execute_elsewhere, own_database, path, running
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,7 @@ import adk_sessions
 from adk_sessions import SessionService
 from adk_sessions.asgi import RETRY_AFTER_SECONDS
 
-from ._http import error, execute_elsewhere, own_database, running
+from .._http import error, execute_elsewhere, own_database, running
 
 pytestmark = pytest.mark.anyio
 

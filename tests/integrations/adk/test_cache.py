@@ -27,13 +27,13 @@ import adk_sessions
 from adk_sessions._adk_compat import StaleSessionError
 from adk_sessions.adk import AdkSessionService, EventCacheInfo
 
-from .._children import run_released
-from ..test_round_trips import COLUMN, EXPECTED
+from ..._children import run_released
+from ...backends.test_round_trips import COLUMN, EXPECTED
 from ._scripted import APP, make_agent, run_turn
 
 pytestmark = pytest.mark.anyio
 
-WORKER = Path(__file__).resolve().parent.parent / "_append_worker.py"
+WORKER = Path(__file__).resolve().parents[2] / "_append_worker.py"
 
 
 def _event(text: str, **kwargs: Any) -> Event:

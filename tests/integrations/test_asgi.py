@@ -21,7 +21,7 @@ from adk_sessions import SessionService
 from adk_sessions._serve import add_serve_parser, check_bind, serve_command
 from adk_sessions.asgi import MAX_ID_BYTES, REVISION_HEADER, create_app
 
-from ._http import JSON, running, server_process
+from .._http import JSON, running, server_process
 
 pytestmark = pytest.mark.anyio
 

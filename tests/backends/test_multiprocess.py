@@ -19,11 +19,11 @@ import pytest
 
 import adk_sessions
 
-from ._children import run_released
+from .._children import run_released
 
 pytestmark = pytest.mark.slow
 
-WORKER = Path(__file__).with_name("_append_worker.py")
+WORKER = Path(__file__).parents[1] / "_append_worker.py"
 APP, USER = "mp-app", "mp-user"
 SESSIONS = ("s-a", "s-b")
 PROCESSES = 3

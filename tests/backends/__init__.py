@@ -1,0 +1,1 @@
+"""Tests that run against the real backends (SQLite files, PostgreSQL, PgBouncer, Citus)."""
