@@ -99,7 +99,7 @@ __all__ = (
     "to_adk_event",
 )
 
-logger = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
 SCHEMES: tuple[str, ...] = dialect_schemes
 """URI schemes :func:`register` claims in google-adk's service registry (every scheme
@@ -154,7 +154,7 @@ def _json_safe(state: dict[str, Any]) -> dict[str, Any]:
     try:
         return cast("dict[str, Any]", to_jsonable_python(state))
     except Exception:
-        logger.warning(
+        _log.warning(
             "Session state has values that are not JSON-serializable; they are stored as "
             "their string representation.",
             exc_info=True,

@@ -596,7 +596,7 @@ class SessionID:
 
 # --- JSON Schemas -------------------------------------------------------------------------------
 
-Direction = Literal["request", "response"]
+_Direction = Literal["request", "response"]
 
 # The JSON names of each model's fields: the tables the decoders above read.
 _JSON_FIELDS: dict[type, tuple[tuple[str, str], ...]] = {
@@ -641,14 +641,14 @@ def id_schema(*, required: bool) -> dict[str, Any]:
     return schema
 
 
-def _schema_name(cls: type, direction: Direction) -> str:
+def _schema_name(cls: type, direction: _Direction) -> str:
     if direction == "request" and cls not in _REQUEST_ROOTS:
         return cls.__name__ + "Input"
     return cls.__name__
 
 
 def _type_schema(
-    hint: object, direction: Direction, ref: str, pending: list[tuple[type, Direction]]
+    hint: object, direction: _Direction, ref: str, pending: list[tuple[type, _Direction]]
 ) -> dict[str, Any]:
     """The schema of one annotated type; attrs classes become ``$ref``s queued in ``pending``."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -678,7 +678,7 @@ def _type_schema(
 
 
 def _model_schema(
-    cls: type, direction: Direction, ref: str, pending: list[tuple[type, Direction]]
+    cls: type, direction: _Direction, ref: str, pending: list[tuple[type, _Direction]]
 ) -> dict[str, Any]:
     """The object schema of a model, from its attrs fields and its JSON name table.
 
@@ -731,7 +731,7 @@ def json_schemas(ref: str = "#/components/schemas/") -> dict[str, dict[str, Any]
     Returns:
         Schema name to JSON Schema (2020-12 dialect, as OpenAPI 3.1 uses).
     """
-    pending: list[tuple[type, Direction]] = [(cls, "request") for cls in _REQUEST_ROOTS]
+    pending: list[tuple[type, _Direction]] = [(cls, "request") for cls in _REQUEST_ROOTS]
     pending += [(cls, "response") for cls in _RESPONSE_ROOTS]
     result: dict[str, dict[str, Any]] = {}
     while pending:
