@@ -305,7 +305,7 @@ def _memory_ratio(memory: dict[str, Any]) -> float | None:
 
 
 def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
-    """Evaluate the issue's targets on a run.
+    """Evaluate the project's performance targets on a run.
 
     Args:
         run: The result document (``backends`` filled in).
@@ -400,7 +400,7 @@ def targets(run: dict[str, Any]) -> list[dict[str, Any]]:
         add(f"{name} append at {label} events (time)", g and g["append_ratio"], 1.2, "<=")
         add(f"{name} last-20 read at {label} events (time)", g and g["read_ratio"], 1.2, "<=")
         add(f"{name} last-20 read at {label} (tracemalloc peak)", g and g["alloc_ratio"], 1.2, "<=")
-    # Issue 9: what google-adk users get, through AdkSessionService.
+    # What google-adk users get, through AdkSessionService.
     for name, data in (("postgres", pg), ("sqlite", sl)):
         if not data:
             continue

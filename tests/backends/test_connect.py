@@ -46,7 +46,7 @@ async def test_missing_postgres_database_is_storage_error(pg_dsn: str) -> None:
 
 async def test_sqlite_path_in_missing_directory_is_invalid(tmp_path: Path) -> None:
     """An SQLite path whose directory does not exist is an InvalidArgumentError naming it, and
-    nothing is created anywhere (issue 8: never a new file somewhere else)."""
+    nothing is created anywhere (never a new file somewhere else)."""
     with pytest.raises(InvalidArgumentError, match="missing"):
         await adk_sessions.connect(f"sqlite:///{tmp_path}/missing/dir/x.db")
     assert os.listdir(tmp_path) == []

@@ -1,5 +1,5 @@
 """One service used from several event loops in turn (google-adk's sync ``Runner.run()`` starts a
-new loop for every call) and left unclosed at the end of a loop (DESIGN.md 4.6, issue 8)."""
+new loop for every call) and left unclosed at the end of a loop."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reads of the last N events cost O(N) rows however long the history is (DESIGN §4.2).
+"""Reads of the last N events cost O(N) rows however long the history is.
 
 Asserted through counts, never timers: PostgreSQL's ``EXPLAIN ANALYZE`` row counts, SQLite's
 virtual-machine steps and query plans. Each backend gets one database per module holding a session

@@ -289,7 +289,7 @@ async def test_prune_at_scale_keeps_appends_flowing(db_url: str) -> None:
     to other sessions, through another service (another pool, or other SQLite connections:
     another process's view), keep completing while it runs.
 
-    The issue asks for 100,000 sessions (1,000,000 events). Building, loading and pruning
+    The target size is 100,000 sessions (1,000,000 events). Building, loading and pruning
     those takes about five minutes for both backends on a shared 2-core machine (the prune
     itself: PostgreSQL 7 s, SQLite 60 s), too long for CI, so CI runs 10,000 sessions (100,000
     events, 20 batches, about 17 s); ``ADK_SESSIONS_PRUNE_SCALE=100000`` runs the full size (the

@@ -1,4 +1,4 @@
-"""Round trips per operation: counted, never timed (issue targets: 4 per append on PostgreSQL).
+"""Round trips per operation: counted, never timed (the target: 4 per append on PostgreSQL).
 
 On PostgreSQL every driver call is one network round trip. On SQLite a "round trip" is one hop to
 the connection's worker thread: a write makes two (``BEGIN IMMEDIATE``, which may wait for another

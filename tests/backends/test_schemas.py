@@ -1,5 +1,5 @@
 """PostgreSQL: tables in a schema of their own (``?schema=NAME``), and PgBouncer in transaction
-pooling mode (``?pgbouncer=true``) (issue 12). The conformance suite also runs through PgBouncer
+pooling mode (``?pgbouncer=true``). The conformance suite also runs through PgBouncer
 with an awkward schema name (tests/backends/conformance/conftest.py)."""
 
 from __future__ import annotations

@@ -32,8 +32,8 @@ WRITERS = 32
 CRASHES = 3
 DOWN_SECONDS = 0.3  # the server stays dead this long before it is started again
 # Seconds from the restarted server accepting connections to the first acknowledged append: the
-# issue's bound. A quiet 2-core machine measures 0.02-0.3 s; a pool that backs off, waits for a
-# connect timeout or never recovers takes far longer. The figures print the measured times.
+# bound the test asserts. A quiet 2-core machine measures 0.02-0.3 s; a pool that backs off, waits
+# for a connect timeout or never recovers takes far longer. The figures print the measured times.
 RECOVERY_BOUND = 1.0
 WARM_ACKS = 3  # every writer commits this many events between two crashes
 TEST_DEADLINE = 180.0

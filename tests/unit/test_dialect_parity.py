@@ -1,4 +1,4 @@
-"""Dialect parity of the shipped SQL, and the rule that Python holds no SQL (STYLE 1 and 2)."""
+"""Dialect parity of the shipped SQL, and the rule that Python holds no SQL (CONTRIBUTING.md)."""
 
 from __future__ import annotations
 

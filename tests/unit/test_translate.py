@@ -1,4 +1,4 @@
-"""Driver failures become typed errors, classified once per dialect (DESIGN.md 4.6)."""
+"""Driver failures become typed errors, classified once per dialect (``translate()`` in each)."""
 
 from __future__ import annotations
 

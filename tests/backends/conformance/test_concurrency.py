@@ -1,4 +1,4 @@
-"""Conformance: concurrent writers and cancellation (DESIGN.md 4.3)."""
+"""Conformance: concurrent writers and cancellation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Conformance: append_event and event reads (DESIGN.md 4.2, 4.3)."""
+"""Conformance: append_event and event reads."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Conformance: retention, ``delete_sessions`` and its read-only companions (DESIGN.md 4.7)."""
+"""Conformance: retention, ``delete_sessions`` and its read-only companions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Conformance: retrying an append whose reply was lost (DESIGN.md 4.6, idempotent retry)."""
+"""Conformance: retrying an append whose reply was lost (an idempotent retry)."""
 
 from __future__ import annotations
 

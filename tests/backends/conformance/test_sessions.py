@@ -1,4 +1,4 @@
-"""Conformance: create, get, list, delete and the state scopes (DESIGN.md 4.1, 4.4)."""
+"""Conformance: create, get, list, delete and the state scopes."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ def _json_of(
 
 _json = _json_of(_text)
 _json_object = st.dictionaries(_text, _json, max_size=3)
-# State may not hold NUL characters (rejected by design, see DESIGN.md 4.1); content may.
+# State may not hold NUL characters (the core rejects them: no backend stores them); content may.
 # State floats stay below 1e15: PostgreSQL's jsonb rewrites 2.5e16 as the integer
 # 25000000000000000 (reported to the core; widen to _finite once state floats are encoded so
 # that jsonb keeps them floats).
