@@ -1,23 +1,20 @@
-"""Driver failures become typed errors, classified once per dialect (``translate()`` in each)."""
+"""Driver failures become typed errors, classified once per dialect (``translate()`` in each).
+
+The same on a live PostgreSQL server: ``tests/backends/test_terminated_backend.py``.
+"""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import anyio
 import asyncpg
 import pytest
 
-import adk_sessions
-from adk_sessions import Event
 from adk_sessions._dialects import postgres as _postgres
 from adk_sessions._dialects import sqlite as _sqlite
 from adk_sessions._dialects.base import ConstraintError
 from adk_sessions.errors import StorageError, StorageUnavailableError
-
-pytestmark = pytest.mark.anyio
 
 
 @pytest.mark.parametrize(
@@ -80,49 +77,3 @@ def test_sqlite_classification_from_a_real_busy_database(tmp_path: Path) -> None
     finally:
         holder.close()
         waiter.close()
-
-
-async def test_terminated_backend_mid_transaction_is_unavailable_and_recovers(
-    fresh_pg_database: Callable[[], Awaitable[str]],
-) -> None:
-    """pg_terminate_backend of a connection inside the append transaction: the caller gets
-    StorageUnavailableError (never a raw asyncpg error), its session is unchanged, nothing is
-    stored, and the same service appends again at once."""
-    url = await fresh_pg_database()
-    async with adk_sessions.connect(url, max_size=1) as service:
-        s = await service.create_session(app_name="a", user_id="u", session_id="s")
-        holder = await asyncpg.connect(url)
-        try:
-            await holder.execute("BEGIN")
-            await holder.execute("SELECT 1 FROM adk_sessions WHERE id = 's' FOR UPDATE")
-            failure: list[BaseException] = []
-
-            async def append() -> None:
-                try:
-                    await service.append_event(s, Event(author="a", id="lost"))
-                except BaseException as exc:
-                    failure.append(exc)
-
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(append)
-                with anyio.fail_after(10):
-                    while True:  # the append waits for the row lock inside its transaction
-                        pid = await holder.fetchval(
-                            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                            "AND datname = current_database()"
-                        )
-                        if pid is not None:
-                            break
-                        await anyio.sleep(0.02)
-                await holder.execute("SELECT pg_terminate_backend($1)", pid)
-            await holder.execute("ROLLBACK")
-        finally:
-            await holder.close()
-        assert len(failure) == 1 and type(failure[0]) is StorageUnavailableError
-        assert isinstance(
-            failure[0].__cause__, (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
-        )
-        assert s.revision == 0 and s.events == []
-        await service.append_event(s, Event(author="a", id="next"))
-        got = await service.get_session(app_name="a", user_id="u", session_id="s")
-        assert got is not None and [e.id for e in got.events] == ["next"]
