@@ -48,16 +48,22 @@ from ._pgbouncer import throwaway_pgbouncer
 BACKENDS = (*dialects.NAMES, "citus")
 
 
-# Without google-adk (the [adk] extra) its integration tests are not collected. .ci/run installs
-# the extra, so there they always run (and tox -m adk-matrix runs them per google-adk release).
-def _has_google_adk() -> bool:
+def importable(*names: str) -> bool:
+    """Whether every named module is installed (found, not imported). Tests of an optional
+    feature are collected only where it is; .ci/run installs every extra, so there they all run,
+    and tox -e no-extras runs the suite without any."""
     try:
-        return importlib.util.find_spec("google.adk") is not None
-    except ModuleNotFoundError:  # no "google" namespace package at all
+        return all(importlib.util.find_spec(name) is not None for name in names)
+    except ModuleNotFoundError:  # a missing parent package ("google" of "google.adk")
         return False
 
 
-collect_ignore = [] if _has_google_adk() else ["integrations/adk"]
+# Without google-adk (the [adk] extra) its tests are not collected (tests/integrations/conftest.py,
+# tests/faults/conftest.py); tox -m adk-matrix runs them per google-adk release.
+def _has_google_adk() -> bool:
+    return importable("google.adk")
+
+
 _TABLES = ("adk_events", "adk_sessions", "adk_user_states", "adk_app_states")
 
 
