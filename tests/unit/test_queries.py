@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import attrs
 import pytest
 
@@ -16,6 +19,7 @@ from adk_sessions._queries import (
     load_migrations,
     load_queries,
     parse_queries,
+    sql_root,
 )
 from adk_sessions.errors import SchemaError
 
@@ -332,3 +336,45 @@ def test_dollar_quoted_bodies_are_not_split_or_rewritten() -> None:
     statements, params = compile_sql("SELECT $f$a:b;$f$, :z::jsonb", positional=True)
     assert statements == ("SELECT $f$a:b;$f$, $1::jsonb",)
     assert params == ("z",)
+
+
+# --- load_queries: the files against the Queries class ---------------------------------------
+
+
+def _sql_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the shipped sql/ folder that load_queries reads instead; returns its sqlite/."""
+    root = tmp_path / "sql"
+    shutil.copytree(Path(str(sql_root())), root)
+    monkeypatch.setattr("adk_sessions._queries.sql_root", lambda: root)
+    return root / "sqlite"
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text("utf-8")
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), "utf-8")
+
+
+def test_load_refuses_a_suffix_other_than_the_service_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query whose suffix is not the kind its Queries field declares fails at load."""
+    folder = _sql_copy(tmp_path, monkeypatch)
+    _edit(folder / "schema.sql", "-- name: ping$", "-- name: ping^")
+    with pytest.raises(SchemaError, match=r"'ping' has the suffix '\^'.*ValueQuery"):
+        load_queries("sqlite", positional=False)
+
+
+def test_load_refuses_missing_unknown_and_twice_defined_queries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every Queries field must be defined exactly once, and nothing else."""
+    folder = _sql_copy(tmp_path, monkeypatch)
+    _edit(folder / "schema.sql", "-- name: ping$", "-- name: pong$")
+    expected = r"missing queries \['ping'\], unknown queries \['pong'\]"
+    with pytest.raises(SchemaError, match=expected):
+        load_queries("sqlite", positional=False)
+    _edit(folder / "schema.sql", "-- name: pong$", "-- name: ping$")
+    (folder / "zz_extra.sql").write_text("-- name: ping$\nSELECT 1\n", "utf-8")
+    with pytest.raises(SchemaError, match="'ping' is defined in two files"):
+        load_queries("sqlite", positional=False)
