@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import quote
 
 import anyio
-import asyncpg
 import httpx
 import pytest
 import uvicorn
@@ -25,6 +24,8 @@ import uvicorn
 import adk_sessions
 from adk_sessions import SessionService
 from adk_sessions.asgi import create_app
+
+from ._pg import pg_connection
 
 JSON = {"Content-Type": "application/json"}
 
@@ -98,11 +99,8 @@ async def execute_elsewhere(url: str, statement: str) -> None:
         finally:
             conn.close()
         return
-    pg = await asyncpg.connect(url)
-    try:
+    async with pg_connection(url) as pg:
         await pg.execute(statement)
-    finally:
-        await pg.close()
 
 
 def path(app: str = "app", user: str = "u1", session: str | None = None) -> str:

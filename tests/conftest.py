@@ -26,7 +26,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 import adk_sessions
@@ -41,6 +40,7 @@ from adk_sessions._pgcluster import (
 )
 from adk_sessions._queries import quote_identifier
 
+from ._pg import pg_connection, unavailable
 from ._pgbouncer import throwaway_pgbouncer
 
 # Every behaviour test runs once per backend; "citus" is PostgreSQL distributed by Citus.
@@ -90,9 +90,7 @@ def pg_dsn() -> Iterator[str]:
             source = os.environ.get("ADK_SESSIONS_TEST_PG_SOURCE", "auto")
             dsn = stack.enter_context(throwaway_postgres(source=source))
         except PostgresUnavailable as exc:
-            if os.environ.get("ADK_SESSIONS_REQUIRE_PG") == "1":
-                pytest.fail(f"ADK_SESSIONS_REQUIRE_PG=1 but no PostgreSQL server: {exc}")
-            pytest.skip(f"no PostgreSQL server: {exc}")
+            unavailable("ADK_SESSIONS_REQUIRE_PG", f"no PostgreSQL server: {exc}")
         yield dsn
 
 
@@ -110,9 +108,10 @@ def citus_dsn() -> Iterator[str]:
         try:
             dsn = stack.enter_context(throwaway_citus(workers=2))
         except PostgresUnavailable as exc:
-            if os.environ.get("ADK_SESSIONS_REQUIRE_CITUS") == "1":
-                pytest.fail(f"ADK_SESSIONS_REQUIRE_CITUS=1 but no Citus cluster: {exc}")
-            pytest.skip(f"no Citus cluster (set ADK_SESSIONS_TEST_CITUS_DSN): {exc}")
+            unavailable(
+                "ADK_SESSIONS_REQUIRE_CITUS",
+                f"no Citus cluster (set ADK_SESSIONS_TEST_CITUS_DSN): {exc}",
+            )
         yield dsn
 
 
@@ -125,12 +124,9 @@ def _pg_databases(pg_dsn: str) -> Iterator[list[str]]:
     yield created
 
     async def drop() -> None:
-        conn = await asyncpg.connect(pg_dsn)
-        try:
+        async with pg_connection(pg_dsn) as conn:
             for name in created:
                 await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
     asyncio.run(drop())
 
@@ -146,12 +142,9 @@ def create_pg_database(
 
     async def create(suffix: str) -> str:
         name = f"adk_sessions_test_{os.getpid()}_{suffix}"
-        conn = await asyncpg.connect(pg_dsn)
-        try:
+        async with pg_connection(pg_dsn) as conn:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
         _pg_databases.append(name)
         return _with_database(pg_dsn, name)
 
@@ -166,12 +159,9 @@ def _citus_databases(citus_dsn: str) -> Iterator[list[str]]:
     async def drop() -> None:
         nodes = await citus_nodes(citus_dsn)
         for node in [*nodes.worker_dsns(citus_dsn), citus_dsn]:  # the coordinator last
-            conn = await asyncpg.connect(node)
-            try:
+            async with pg_connection(node) as conn:
                 for name in created:
                     await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await conn.close()
 
     asyncio.run(drop())
 
@@ -187,12 +177,9 @@ def create_citus_database(
         name = f"adk_sessions_test_{os.getpid()}_{suffix}"
         nodes = await citus_nodes(citus_dsn)
         for node in [citus_dsn, *nodes.worker_dsns(citus_dsn)]:
-            conn = await asyncpg.connect(node)
-            try:
+            async with pg_connection(node) as conn:
                 await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 await conn.execute(f'CREATE DATABASE "{name}"')
-            finally:
-                await conn.close()
         _citus_databases.append(name)
         url = _with_database(citus_dsn, name)
         await wire_citus_database(url, nodes)
@@ -252,9 +239,7 @@ def pgbouncer_port(pg_dsn: str) -> Iterator[int]:
         with throwaway_pgbouncer(pg_dsn) as port:
             yield port
     except PostgresUnavailable as exc:
-        if os.environ.get("ADK_SESSIONS_REQUIRE_PGBOUNCER") == "1":
-            pytest.fail(f"ADK_SESSIONS_REQUIRE_PGBOUNCER=1 but no PgBouncer: {exc}")
-        pytest.skip(f"no PgBouncer: {exc}")
+        unavailable("ADK_SESSIONS_REQUIRE_PGBOUNCER", f"no PgBouncer: {exc}")
 
 
 @pytest.fixture(scope="session")
@@ -277,8 +262,7 @@ def _empty(url: str, *, schema: str = "public", citus: bool = False) -> None:
         async with adk_sessions.connect(url):  # migrates on first use, so the tables exist
             pass
         # statement_cache_size=0: the URL may lead through PgBouncer in transaction mode.
-        conn = await asyncpg.connect(url.split("?", 1)[0], statement_cache_size=0)
-        try:
+        async with pg_connection(url.split("?", 1)[0], statement_cache_size=0) as conn:
             tables = [f"{quote_identifier(schema)}.{table}" for table in _TABLES]
             if citus:
                 # One connection per worker, shard after shard: cheaper than opening parallel
@@ -288,8 +272,6 @@ def _empty(url: str, *, schema: str = "public", citus: bool = False) -> None:
                     await conn.execute(f"DELETE FROM {table}")
             else:
                 await conn.execute(f"TRUNCATE {', '.join(tables)}")
-        finally:
-            await conn.close()
 
     asyncio.run(empty())
 

@@ -20,6 +20,8 @@ import adk_sessions
 from adk_sessions import Event, EventActions, SessionService
 from adk_sessions._pgcluster import citus_nodes
 
+from .._pg import pg_connection
+
 pytestmark = pytest.mark.anyio
 
 TABLES = ("adk_app_states", "adk_events", "adk_sessions", "adk_user_states")
@@ -34,16 +36,13 @@ async def citus_url(fresh_citus_database: Callable[[], Awaitable[str]]) -> str:
 
 async def _partitions(url: str) -> dict[str, tuple[str, str | None, int]]:
     """(partition method, distribution column, colocation id) per table, read with the driver."""
-    conn = await asyncpg.connect(url)
-    try:
+    async with pg_connection(url) as conn:
         rows = await conn.fetch(
             "SELECT logicalrelid::regclass::text AS name, partmethod::text AS method, "
             "CASE WHEN partkey IS NOT NULL "
             "THEN column_to_column_name(logicalrelid, partkey) END AS col, colocationid "
             "FROM pg_dist_partition"
         )
-    finally:
-        await conn.close()
     return {r["name"]: (r["method"], r["col"], r["colocationid"]) for r in rows}
 
 
@@ -221,8 +220,7 @@ async def _check_router(
     url: str, statements: list[tuple[str, tuple[Any, ...]]], *, cached: bool
 ) -> list[str]:
     """Assert that every statement is one task without subplans; return the node of each."""
-    conn = await asyncpg.connect(url)
-    try:
+    async with pg_connection(url) as conn:
         await conn.execute("SET citus.explain_all_tasks = on")
         nodes = []
         for query, args in statements:
@@ -231,8 +229,6 @@ async def _check_router(
             assert len(where) == 1, (query, where)
             nodes.append(where[0])
         return nodes
-    finally:
-        await conn.close()
 
 
 def _table(query: str) -> str:
@@ -320,11 +316,8 @@ async def test_list_of_an_app_spans_the_shards(
     page = await service.list_sessions(app_name="app")
     assert [(x.user_id, x.id) for x in page.sessions] == [(f"user{i}", "s") for i in range(6)]
     (query, args), _ = recorder.take()
-    conn = await asyncpg.connect(citus_url)
-    try:
+    async with pg_connection(citus_url) as conn:
         tasks, nodes, _ = await _route(conn, query, args, cached=False)
-    finally:
-        await conn.close()
     shards = (await _shard_count(citus_url))["adk_sessions"]
     assert tasks == shards > 1
     assert len(nodes) == 1  # EXPLAIN shows one task unless explain_all_tasks is on
@@ -332,14 +325,11 @@ async def test_list_of_an_app_spans_the_shards(
 
 
 async def _shard_count(url: str) -> dict[str, int]:
-    conn = await asyncpg.connect(url)
-    try:
+    async with pg_connection(url) as conn:
         rows = await conn.fetch(
             "SELECT logicalrelid::regclass::text AS name, count(*) AS n FROM pg_dist_shard "
             "GROUP BY 1"
         )
-    finally:
-        await conn.close()
     return {r["name"]: int(r["n"]) for r in rows}
 
 
@@ -348,8 +338,7 @@ async def test_sessions_spread_over_the_workers(citus_url: str) -> None:
     async with adk_sessions.connect(citus_url) as service:
         for i in range(40):
             await service.create_session(app_name="app", user_id=f"user{i}", session_id="s")
-    conn = await asyncpg.connect(citus_url)
-    try:
+    async with pg_connection(citus_url) as conn:
         placed = await conn.fetch(
             "SELECT get_shard_id_for_distribution_column('adk_sessions', user_id) AS shard "
             "FROM adk_sessions"
@@ -358,8 +347,6 @@ async def test_sessions_spread_over_the_workers(citus_url: str) -> None:
             "SELECT shardid, nodename, nodeport FROM citus_shards "
             "WHERE table_name = 'adk_sessions'::regclass"
         )
-    finally:
-        await conn.close()
     where = {r["shardid"]: (r["nodename"], r["nodeport"]) for r in shards}
     workers = (await citus_nodes(citus_url)).workers
     assert len(placed) == 40

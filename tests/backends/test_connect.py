@@ -9,11 +9,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 import adk_sessions
 from adk_sessions.errors import InvalidArgumentError, StorageError
+
+from .._pg import pg_connection
 
 pytestmark = pytest.mark.anyio
 
@@ -169,14 +170,11 @@ async def test_postgres_url_parameters(create_pg_database: Any) -> None:
     and one the server refuses (unknown, or a bad value) is an InvalidArgumentError naming it
     (never dropped)."""
     url = await create_pg_database("params")
-    async with adk_sessions.connect(f"{url}?max_size=3&min_size=3&application_name=adk-test"):
-        admin = await asyncpg.connect(url)
-        try:
-            named = await admin.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'adk-test'"
-            )
-        finally:
-            await admin.close()
+    params = "max_size=3&min_size=3&application_name=adk-test"
+    async with adk_sessions.connect(f"{url}?{params}"), pg_connection(url) as admin:
+        named = await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'adk-test'"
+        )
     assert named == 3
     with pytest.raises(InvalidArgumentError, match="no_such_setting"):
         await adk_sessions.connect(f"{url}?no_such_setting=1")

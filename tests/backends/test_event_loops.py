@@ -8,12 +8,12 @@ import gc
 import warnings
 from typing import Any
 
-import asyncpg
 import pytest
 
 import adk_sessions
 from adk_sessions import Event, Session, SessionService
 
+from .._pg import pg_connection
 from ..conftest import BACKENDS
 
 
@@ -52,16 +52,13 @@ def test_pool_of_a_finished_loop_is_closed(create_pg_database: object) -> None:
     url: str = asyncio.run(create_pg_database("loops_pool"))  # type: ignore[operator]
 
     async def connections() -> int:
-        conn = await asyncpg.connect(url)
-        try:
+        async with pg_connection(url) as conn:
             return int(
                 await conn.fetchval(
                     "SELECT count(*) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
             )
-        finally:
-            await conn.close()
 
     async def use(service: SessionService) -> None:
         await service.create_session(app_name="a", user_id="u")

@@ -15,12 +15,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 import adk_sessions
 from adk_sessions import Event
 from adk_sessions._queries import Query, load_queries
+
+from .._pg import pg_connection
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -73,11 +74,8 @@ def pg_history_url(create_pg_database: Callable[[str], Awaitable[str]]) -> str:
     async def build() -> str:
         url = await create_pg_database("history")
         await _populate(url, server_settings={"synchronous_commit": "off"})
-        conn = await asyncpg.connect(url)
-        try:
+        async with pg_connection(url) as conn:
             await conn.execute("ANALYZE")
-        finally:
-            await conn.close()
         return url
 
     return asyncio.run(build())
@@ -190,8 +188,7 @@ async def _explain(
     statement to a generic plan (parameters unknown at planning time), so both are checked.
     """
     args = [params[name] for name in query.params]
-    conn = await asyncpg.connect(url)
-    try:
+    async with pg_connection(url) as conn:
         if not generic:
             text = await conn.fetchval(
                 "EXPLAIN (ANALYZE, FORMAT JSON) " + query.statements[0], *args
@@ -204,8 +201,6 @@ async def _explain(
                 + ", ".join(_literal(a) for a in args)
                 + ")"
             )
-    finally:
-        await conn.close()
     plan: dict[str, Any] = json.loads(text)[0]["Plan"]
     return plan
 

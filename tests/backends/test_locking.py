@@ -8,11 +8,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
-import asyncpg
 import pytest
 
 import adk_sessions
 from adk_sessions import Event, EventActions
+
+from .._pg import session_row_locked
 
 pytestmark = pytest.mark.anyio
 
@@ -25,19 +26,13 @@ async def test_postgres_cancel_while_waiting_for_row_lock(
     url = await fresh_pg_database()
     async with adk_sessions.connect(url, max_size=1) as service:
         s = await service.create_session(app_name="a", user_id="u", session_id="s")
-        holder = await asyncpg.connect(url)
-        try:
-            await holder.execute("BEGIN")
-            await holder.execute("SELECT 1 FROM adk_sessions WHERE id = 's' FOR UPDATE")
+        async with session_row_locked(url, "s"):
             before = copy.deepcopy(s)
             ev = Event(author="a", actions=EventActions(state_delta={"k": 1}))
             with anyio.move_on_after(0.5) as scope:
                 await service.append_event(s, ev)
             assert scope.cancelled_caught
             assert s == before
-            await holder.execute("ROLLBACK")
-        finally:
-            await holder.close()
         # max_size=1: the same pooled connection must be out of its transaction
         with anyio.fail_after(10):
             await service.append_event(s, Event(author="a", id="next"))

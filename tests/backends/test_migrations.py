@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 import adk_sessions
@@ -21,6 +20,7 @@ from adk_sessions._queries import load_migrations
 from adk_sessions.errors import SchemaError
 
 from .._children import run_released
+from .._pg import pg_connection
 from ..conftest import BACKENDS
 
 pytestmark = pytest.mark.anyio
@@ -82,8 +82,7 @@ async def _snapshot(url: str) -> dict[str, Any]:
         finally:
             conn.close()
         return {"objects": [tuple(o) for o in objects], "versions": versions}
-    pg = await asyncpg.connect(url)
-    try:
+    async with pg_connection(url) as pg:
         objects = await pg.fetch(
             "SELECT c.relkind::text AS kind, c.relname AS name FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' "
@@ -100,8 +99,6 @@ async def _snapshot(url: str) -> dict[str, Any]:
             if exists
             else None
         )
-    finally:
-        await pg.close()
     return {"objects": [tuple(o) for o in objects], "versions": versions}
 
 
@@ -120,14 +117,11 @@ async def _add_future_version(url: str) -> None:
         finally:
             conn.close()
         return
-    pg = await asyncpg.connect(url)
-    try:
+    async with pg_connection(url) as pg:
         await pg.execute(
             "INSERT INTO adk_schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
             *args,
         )
-    finally:
-        await pg.close()
 
 
 def _versions(snapshot: dict[str, Any]) -> list[int]:

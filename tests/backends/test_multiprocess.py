@@ -14,12 +14,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 import adk_sessions
 
 from .._children import run_released
+from .._pg import pg_connection
 
 pytestmark = pytest.mark.slow
 
@@ -64,13 +64,10 @@ async def _stored_seqs(url: str) -> dict[str, list[tuple[int, str]]]:
         finally:
             conn.close()
         return found
-    pg = await asyncpg.connect(url)
-    try:
+    async with pg_connection(url) as pg:
         for session_id in SESSIONS:
             rows = await pg.fetch(sql.format("$1", "$2"), APP, session_id)
             found[session_id] = [(int(r["seq"]), str(r["id"])) for r in rows]
-    finally:
-        await pg.close()
     return found
 
 

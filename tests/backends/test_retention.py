@@ -27,6 +27,8 @@ import pytest
 import adk_sessions
 from adk_sessions import Event, SessionService
 
+from .._pg import pg_connection
+
 pytestmark = pytest.mark.anyio
 
 T = TypeVar("T")
@@ -87,8 +89,7 @@ async def test_postgres_delete_rechecks_a_row_changed_while_it_waited(
         url, server_settings={"application_name": "prune-under-test"}
     ) as service:
         await _old_sessions(service, 4)
-        holder = await asyncpg.connect(url)
-        try:
+        async with pg_connection(url) as holder:
             # What an append's transaction does to the session row, left open.
             await holder.execute("BEGIN")
             await holder.execute(
@@ -108,8 +109,6 @@ async def test_postgres_delete_rechecks_a_row_changed_while_it_waited(
                 with anyio.fail_after(20):
                     await _until_waiting_for_a_lock(holder, "prune-under-test")
                 await holder.execute("COMMIT" if commit else "ROLLBACK")
-        finally:
-            await holder.close()
         assert result == [3 if kept else 4]
         left = {s.id for s in (await service.list_sessions(app_name="app")).sessions}
         assert left == ({"s1"} if kept else set())
@@ -160,16 +159,13 @@ async def _bulk_load(url: str, dialect: str, count: int) -> None:
     sessions, events = _rows(count)
     encoded = [(*row[:6], json.dumps(row[6])) for row in events]
     if dialect == "postgres":
-        conn = await asyncpg.connect(url)
-        try:
+        async with pg_connection(url) as conn:
             await conn.copy_records_to_table(
                 "adk_sessions", records=sessions, columns=_SESSION_COLUMNS
             )
             await conn.copy_records_to_table("adk_events", records=encoded, columns=_EVENT_COLUMNS)
             await conn.execute("ANALYZE adk_sessions")
             await conn.execute("ANALYZE adk_events")
-        finally:
-            await conn.close()
         return
     path = url.removeprefix("sqlite:///")
 

@@ -9,7 +9,6 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 import adk_sessions
@@ -17,19 +16,18 @@ from adk_sessions import Event, EventActions
 from adk_sessions._migrations import MIGRATION_LOCK_KEY, lock_key
 from adk_sessions.errors import InvalidArgumentError, StorageError
 
+from .._pg import pg_connection
+
 pytestmark = pytest.mark.anyio
 
 AWKWARD = 'Tenant "A"; DROP TABLE adk_sessions; --\'s'
 
 
 async def _tables(url: str) -> dict[str, set[str]]:
-    conn = await asyncpg.connect(url)
-    try:
+    async with pg_connection(url) as conn:
         rows = await conn.fetch(
             "SELECT schemaname, tablename FROM pg_tables WHERE tablename LIKE 'adk\\_%'"
         )
-    finally:
-        await conn.close()
     found: dict[str, set[str]] = {}
     for row in rows:
         found.setdefault(row["schemaname"], set()).add(row["tablename"])
@@ -55,14 +53,11 @@ async def test_every_table_lives_in_the_schema(
         status = await service.status()
     assert status["schema"] == AWKWARD and status["schema_version"] >= 1
     assert await _tables(url) == {AWKWARD: TABLES}
-    conn = await asyncpg.connect(url)
-    try:
+    async with pg_connection(url) as conn:
         indexes = await conn.fetchval(
             "SELECT count(*) FROM pg_indexes WHERE schemaname <> $1 AND indexname LIKE 'adk\\_%'",
             AWKWARD,
         )
-    finally:
-        await conn.close()
     assert indexes == 0
 
 
@@ -110,13 +105,10 @@ async def test_concurrent_migrators_of_two_schemas(
 
     versions = await asyncio.gather(*(connect(s) for s in ["x", "y"] * 4))
     assert len(set(versions)) == 1
-    conn = await asyncpg.connect(url)
-    try:
+    async with pg_connection(url) as conn:
         for schema in ("x", "y"):
             rows = await conn.fetch(f"SELECT version FROM {schema}.adk_schema_migrations")
             assert sorted(r["version"] for r in rows) == list(range(1, versions[0] + 1))
-    finally:
-        await conn.close()
 
 
 def test_migration_lock_is_per_schema() -> None:

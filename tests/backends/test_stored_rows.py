@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 
-import asyncpg
 import pytest
 
 import adk_sessions
 from adk_sessions import Event
 from adk_sessions.errors import StorageError
+
+from .._pg import pg_connection
 
 pytestmark = pytest.mark.anyio
 
@@ -33,8 +34,7 @@ async def overwrite(db_url: str, table: str, column: str, value: str, **where: o
         finally:
             conn.close()
         return
-    pg = await asyncpg.connect(db_url)
-    try:
+    async with pg_connection(db_url) as pg:
         kind = "json" if table == "adk_events" else "jsonb"
         condition = " AND ".join(f"{key} = ${n}" for n, key in enumerate(keys, start=2))
         await pg.execute(
@@ -42,8 +42,6 @@ async def overwrite(db_url: str, table: str, column: str, value: str, **where: o
             value,
             *where.values(),
         )
-    finally:
-        await pg.close()
 
 
 async def _session_with_events(service: adk_sessions.SessionService) -> None:

@@ -14,6 +14,8 @@ import adk_sessions
 from adk_sessions import Event
 from adk_sessions.errors import StorageUnavailableError
 
+from .._pg import session_row_locked
+
 pytestmark = pytest.mark.anyio
 
 
@@ -26,10 +28,7 @@ async def test_terminated_backend_mid_transaction_is_unavailable_and_recovers(
     url = await fresh_pg_database()
     async with adk_sessions.connect(url, max_size=1) as service:
         s = await service.create_session(app_name="a", user_id="u", session_id="s")
-        holder = await asyncpg.connect(url)
-        try:
-            await holder.execute("BEGIN")
-            await holder.execute("SELECT 1 FROM adk_sessions WHERE id = 's' FOR UPDATE")
+        async with session_row_locked(url, "s") as holder:
             failure: list[BaseException] = []
 
             async def append() -> None:
@@ -50,9 +49,6 @@ async def test_terminated_backend_mid_transaction_is_unavailable_and_recovers(
                             break
                         await anyio.sleep(0.02)
                 await holder.execute("SELECT pg_terminate_backend($1)", pid)
-            await holder.execute("ROLLBACK")
-        finally:
-            await holder.close()
         assert len(failure) == 1 and type(failure[0]) is StorageUnavailableError
         assert isinstance(
             failure[0].__cause__, (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)

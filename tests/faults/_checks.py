@@ -10,10 +10,11 @@ import sqlite3
 from collections import defaultdict
 from typing import Any
 
-import asyncpg
 import attrs
 
 import adk_sessions
+
+from .._pg import pg_connection
 
 _SESSIONS = "SELECT user_id, id, revision FROM adk_sessions WHERE app_name = {0}"
 _EVENTS = (
@@ -48,12 +49,9 @@ async def read_rows(url: str, app_name: str) -> Stored:
         finally:
             conn.close()
     else:
-        pg = await asyncpg.connect(url)
-        try:
+        async with pg_connection(url) as pg:
             sessions = [tuple(r) for r in await pg.fetch(_SESSIONS.format("$1"), app_name)]
             rows = [tuple(r) for r in await pg.fetch(_EVENTS.format("$1"), app_name)]
-        finally:
-            await pg.close()
     for user_id, session_id, seq, event_id in rows:
         events[(str(user_id), str(session_id))].append((int(seq), str(event_id)))
     revisions = {(str(u), str(s)): int(r) for u, s, r in sessions}

@@ -20,12 +20,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
-import asyncpg
 import pytest
 
 import adk_sessions
 from adk_sessions import Event, EventActions, Session, SessionService
 
+from .._pg import pg_connection
 from ._checks import check_invariants
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -119,16 +119,13 @@ async def _open_transactions(url: str) -> int:
             return int(busy) + locked
         finally:
             conn.close()
-    pg = await asyncpg.connect(url)
-    try:
+    async with pg_connection(url) as pg:
         return int(
             await pg.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                 "AND pid <> pg_backend_pid() AND state <> 'idle'"
             )
         )
-    finally:
-        await pg.close()
 
 
 class Loop:

@@ -13,7 +13,6 @@ nothing is stored that was not acknowledged, and the invariants hold.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Iterator
 
@@ -23,6 +22,7 @@ import pytest
 import adk_sessions
 from adk_sessions._pgcluster import PgCluster, PostgresUnavailable, postgres_cluster
 
+from .._pg import unavailable
 from ._retrying import Tally, Writer, first_acks_since, verify, wait_for_acks
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -50,9 +50,7 @@ def cluster() -> Iterator[PgCluster]:
         try:
             server = stack.enter_context(postgres_cluster(fsync=True))
         except PostgresUnavailable as exc:
-            if os.environ.get("ADK_SESSIONS_REQUIRE_PG") == "1":
-                pytest.fail(f"ADK_SESSIONS_REQUIRE_PG=1 but no PostgreSQL binaries: {exc}")
-            pytest.skip(f"no PostgreSQL binaries to crash: {exc}")
+            unavailable("ADK_SESSIONS_REQUIRE_PG", f"no PostgreSQL binaries to crash: {exc}")
         yield server
 
 

@@ -14,11 +14,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
-import asyncpg
 import pytest
 
 import adk_sessions
 
+from .._pg import pg_connection
 from ._retrying import Tally, Writer, acks_since, verify, wait_for_acks
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -32,16 +32,13 @@ TERMINATIONS = 5
 
 async def _terminate_backends(url: str) -> int:
     """``pg_terminate_backend`` every other connection to the database; return how many."""
-    conn = await asyncpg.connect(url)
-    try:
+    async with pg_connection(url) as conn:
         return int(
             await conn.fetchval(
                 "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
         )
-    finally:
-        await conn.close()
 
 
 async def test_terminated_backends_under_16_writers(

@@ -10,7 +10,6 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import anyio
 import httpx
@@ -21,7 +20,7 @@ from adk_sessions import SessionService
 from adk_sessions._serve import add_serve_parser, check_bind, serve_command
 from adk_sessions.asgi import MAX_ID_BYTES, REVISION_HEADER, create_app
 
-from .._http import JSON, running, server_process
+from .._http import JSON, error, path, running, server_process
 
 pytestmark = pytest.mark.anyio
 
@@ -51,28 +50,14 @@ async def client(serve: ServeFactory) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-def _path(app: str = "app", user: str = "u1", session: str | None = None) -> str:
-    path = f"/apps/{quote(app, safe='')}/users/{quote(user, safe='')}/sessions"
-    return path if session is None else f"{path}/{quote(session, safe='')}"
-
-
-def _error(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    body = response.json()
-    assert body["error"] == code
-    assert isinstance(body["detail"], str)
-    return str(body["detail"])
-
-
 def _event(event_id: str, timestamp: object, **fields: Any) -> dict[str, Any]:
     return {"id": event_id, "author": "user", "timestamp": timestamp, **fields}
 
 
 async def _create(
-    client: httpx.AsyncClient, session: str, body: object = None, **path: str
+    client: httpx.AsyncClient, session: str, body: object = None, **ids: str
 ) -> dict[str, Any]:
-    response = await client.post(_path(session=session, **path), json=body)
+    response = await client.post(path(session=session, **ids), json=body)
     assert response.status_code == 200, response.text
     data: dict[str, Any] = response.json()
     return data
@@ -90,7 +75,7 @@ async def test_create_with_state_and_events(client: httpx.AsyncClient) -> None:
             _event("e2", 11.5, content={"role": "user", "parts": [{"text": "hi"}]}),
         ],
     }
-    response = await client.post(_path(), json=body)
+    response = await client.post(path(), json=body)
     assert response.status_code == 200, response.text
     data = response.json()
     assert set(data) == {"id", "appName", "userId", "lastUpdateTime", "events", "state"}
@@ -103,7 +88,7 @@ async def test_create_with_state_and_events(client: httpx.AsyncClient) -> None:
     assert isinstance(data["lastUpdateTime"], float)
     assert response.headers[REVISION_HEADER] == "2"
 
-    stored = await client.get(_path(session=data["id"]))
+    stored = await client.get(path(session=data["id"]))
     assert stored.status_code == 200
     assert stored.json() == data
     assert stored.headers[REVISION_HEADER] == "2"
@@ -114,27 +99,27 @@ async def test_create_with_id_in_path_then_conflict(client: httpx.AsyncClient) -
     data = await _create(client, "chosen", {"state": {"a": 1}})
     assert data["id"] == "chosen"
     assert data["events"] == []
-    again = await client.post(_path(session="chosen"), json={"state": {"a": 2}})
-    assert "chosen" in _error(again, 409, "already_exists")
-    assert (await client.get(_path(session="chosen"))).json()["state"] == {"a": 1}
+    again = await client.post(path(session="chosen"), json={"state": {"a": 2}})
+    assert "chosen" in error(again, 409, "already_exists")
+    assert (await client.get(path(session="chosen"))).json()["state"] == {"a": 1}
 
 
 async def test_create_takes_session_id_from_the_body(client: httpx.AsyncClient) -> None:
     """The collection POST honours ADK's sessionId field; a path/body mismatch is a 400."""
-    response = await client.post(_path(), json={"sessionId": "from-body"})
+    response = await client.post(path(), json={"sessionId": "from-body"})
     assert response.status_code == 200
     assert response.json()["id"] == "from-body"
-    same = await client.post(_path(session="s2"), json={"sessionId": "s2"})
+    same = await client.post(path(session="s2"), json={"sessionId": "s2"})
     assert same.status_code == 200
-    mismatch = await client.post(_path(session="s3"), json={"sessionId": "other"})
-    assert "differs" in _error(mismatch, 400, "invalid_argument")
-    assert (await client.get(_path(session="s3"))).status_code == 404
+    mismatch = await client.post(path(session="s3"), json={"sessionId": "other"})
+    assert "differs" in error(mismatch, 400, "invalid_argument")
+    assert (await client.get(path(session="s3"))).status_code == 404
 
 
 @pytest.mark.parametrize("content", [b"", b"null", b"{}"])
 async def test_create_with_empty_body(client: httpx.AsyncClient, content: bytes) -> None:
     """An empty body, null or {} creates an empty session."""
-    response = await client.post(_path(session="s"), content=content, headers=JSON)
+    response = await client.post(path(session="s"), content=content, headers=JSON)
     assert response.status_code == 200, response.text
     assert response.json()["state"] == {}
     assert response.json()["events"] == []
@@ -143,9 +128,9 @@ async def test_create_with_empty_body(client: httpx.AsyncClient, content: bytes)
 async def test_create_with_whitespace_body_is_not_json(client: httpx.AsyncClient) -> None:
     """A body of whitespace alone is not JSON (the OpenAPI document says an object): 400, and
     no session is created."""
-    response = await client.post(_path(session="s"), content=b"  \n", headers=JSON)
+    response = await client.post(path(session="s"), content=b"  \n", headers=JSON)
     assert response.status_code == 400, response.text
-    assert (await client.get(_path(session="s"))).status_code == 404
+    assert (await client.get(path(session="s"))).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -161,10 +146,10 @@ async def test_create_with_a_bad_event_stores_nothing(
     client: httpx.AsyncClient, events: list[dict[str, Any]]
 ) -> None:
     """One bad event fails the whole create with 400 and leaves no session behind."""
-    response = await client.post(_path(session="s"), json={"state": {"a": 1}, "events": events})
-    _error(response, 400, "invalid_argument")
-    assert (await client.get(_path(session="s"))).status_code == 404
-    assert (await client.get(_path())).json() == []
+    response = await client.post(path(session="s"), json={"state": {"a": 1}, "events": events})
+    error(response, 400, "invalid_argument")
+    assert (await client.get(path(session="s"))).status_code == 404
+    assert (await client.get(path())).json() == []
 
 
 async def test_create_skips_partial_events(client: httpx.AsyncClient) -> None:
@@ -198,10 +183,10 @@ async def test_malformed_json_is_a_400(
 ) -> None:
     """Bodies that are not acceptable JSON answer 400 with a JSON error naming the problem."""
     response = await client.post(
-        _path(session="s"), content=content, headers={"content-type": "application/json"}
+        path(session="s"), content=content, headers={"content-type": "application/json"}
     )
-    assert message in _error(response, 400, "invalid_argument")
-    assert (await client.get(_path(session="s"))).status_code == 404
+    assert message in error(response, 400, "invalid_argument")
+    assert (await client.get(path(session="s"))).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -221,16 +206,16 @@ async def test_wrong_types_are_a_400(
     client: httpx.AsyncClient, body: dict[str, Any], field: str
 ) -> None:
     """A field of the wrong JSON type answers 400 naming the field."""
-    response = await client.post(_path(), json=body)
-    assert field in _error(response, 400, "invalid_argument")
+    response = await client.post(path(), json=body)
+    assert field in error(response, 400, "invalid_argument")
 
 
 async def test_oversized_bodies_are_a_413(serve: ServeFactory) -> None:
     """Bodies over max_body_size answer 413, with or without Content-Length; at the limit is ok."""
     async with serve(max_body_size=1024) as client:
         padding = "x" * 2000
-        response = await client.post(_path(session="big"), json={"state": {"p": padding}})
-        assert "1024" in _error(response, 413, "payload_too_large")
+        response = await client.post(path(session="big"), json={"state": {"p": padding}})
+        assert "1024" in error(response, 413, "payload_too_large")
 
         async def chunks() -> AsyncIterator[bytes]:
             yield b'{"state": {"p": "'
@@ -238,14 +223,14 @@ async def test_oversized_bodies_are_a_413(serve: ServeFactory) -> None:
                 yield b"y" * 100
             yield b'"}}'
 
-        streamed = await client.post(_path(session="big"), content=chunks(), headers=JSON)
-        _error(streamed, 413, "payload_too_large")
-        assert (await client.get(_path(session="big"))).status_code == 404
+        streamed = await client.post(path(session="big"), content=chunks(), headers=JSON)
+        error(streamed, 413, "payload_too_large")
+        assert (await client.get(path(session="big"))).status_code == 404
 
         exact = json.dumps({"state": {"p": ""}}).encode()
         exact = exact.replace(b'""', b'"' + b"z" * (1024 - len(exact)) + b'"')
         assert len(exact) == 1024
-        ok = await client.post(_path(session="fits"), content=exact, headers=JSON)
+        ok = await client.post(path(session="fits"), content=exact, headers=JSON)
         assert ok.status_code == 200, ok.text
 
 
@@ -258,7 +243,7 @@ async def test_get_filters_events(client: httpx.AsyncClient) -> None:
     await _create(client, "s", {"events": events})
 
     async def ids(**params: Any) -> list[str]:
-        response = await client.get(_path(session="s"), params=params)
+        response = await client.get(path(session="s"), params=params)
         assert response.status_code == 200, response.text
         return [e["id"] for e in response.json()["events"]]
 
@@ -289,26 +274,26 @@ async def test_get_filters_events(client: httpx.AsyncClient) -> None:
 async def test_get_rejects_bad_query_parameters(client: httpx.AsyncClient, query: str) -> None:
     """Malformed numRecentEvents/after answer 400 naming the parameter."""
     await _create(client, "s")
-    response = await client.get(f"{_path(session='s')}?{query}")
-    assert query.split("=")[0] in _error(response, 400, "invalid_argument")
+    response = await client.get(f"{path(session='s')}?{query}")
+    assert query.split("=")[0] in error(response, 400, "invalid_argument")
 
 
 async def test_get_missing_session_is_a_404(client: httpx.AsyncClient) -> None:
     """A session that does not exist, or belongs to another user or app, answers 404."""
     await _create(client, "s")
-    assert "'missing'" in _error(await client.get(_path(session="missing")), 404, "not_found")
-    _error(await client.get(_path(user="u2", session="s")), 404, "not_found")
-    _error(await client.get(_path(app="other", session="s")), 404, "not_found")
+    assert "'missing'" in error(await client.get(path(session="missing")), 404, "not_found")
+    error(await client.get(path(user="u2", session="s")), 404, "not_found")
+    error(await client.get(path(app="other", session="s")), 404, "not_found")
 
 
 async def test_head_answers_like_get_without_a_body(client: httpx.AsyncClient) -> None:
     """HEAD on a session answers its GET status and headers, no body."""
     await _create(client, "s")
-    response = await client.head(_path(session="s"))
+    response = await client.head(path(session="s"))
     assert response.status_code == 200
     assert response.headers[REVISION_HEADER] == "0"
     assert response.content == b""
-    assert (await client.head(_path(session="nope"))).status_code == 404
+    assert (await client.head(path(session="nope"))).status_code == 404
 
 
 # --- list --------------------------------------------------------------------------------------
@@ -316,13 +301,13 @@ async def test_head_answers_like_get_without_a_body(client: httpx.AsyncClient) -
 
 async def test_list_is_always_an_array(client: httpx.AsyncClient) -> None:
     """Without pageSize the list is a JSON array ([] when empty), sessions without events."""
-    empty = await client.get(_path())
+    empty = await client.get(path())
     assert empty.status_code == 200
     assert empty.json() == []
     for name in ("a", "b", "c"):
         await _create(client, name, {"state": {"n": name}, "events": [_event("e", 1.0)]})
     await _create(client, "other-user", user="u2")
-    data = (await client.get(_path())).json()
+    data = (await client.get(path())).json()
     assert [s["id"] for s in data] == ["a", "b", "c"]
     assert all(s["events"] == [] for s in data)
     assert [s["state"]["n"] for s in data] == ["a", "b", "c"]
@@ -330,15 +315,15 @@ async def test_list_is_always_an_array(client: httpx.AsyncClient) -> None:
 
 async def test_list_pages(client: httpx.AsyncClient) -> None:
     """With pageSize the answer is {"sessions", "nextPageToken"}; the token walks every page."""
-    empty = await client.get(_path(), params={"pageSize": 2})
+    empty = await client.get(path(), params={"pageSize": 2})
     assert empty.json() == {"sessions": [], "nextPageToken": None}
     for name in ("a", "b", "c"):
         await _create(client, name)
-    first = (await client.get(_path(), params={"pageSize": 2})).json()
+    first = (await client.get(path(), params={"pageSize": 2})).json()
     assert [s["id"] for s in first["sessions"]] == ["a", "b"]
     assert isinstance(first["nextPageToken"], str)
     second = (
-        await client.get(_path(), params={"pageSize": 2, "pageToken": first["nextPageToken"]})
+        await client.get(path(), params={"pageSize": 2, "pageToken": first["nextPageToken"]})
     ).json()
     assert [s["id"] for s in second["sessions"]] == ["c"]
     assert second["nextPageToken"] is None
@@ -357,8 +342,8 @@ async def test_list_pages(client: httpx.AsyncClient) -> None:
 async def test_list_rejects_bad_paging(client: httpx.AsyncClient, query: str, name: str) -> None:
     """Bad pageSize, forged tokens and a token without pageSize answer 400."""
     await _create(client, "a")
-    response = await client.get(f"{_path()}?{query}")
-    assert name in _error(response, 400, "invalid_argument")
+    response = await client.get(f"{path()}?{query}")
+    assert name in error(response, 400, "invalid_argument")
 
 
 # --- delete ------------------------------------------------------------------------------------
@@ -367,11 +352,11 @@ async def test_list_rejects_bad_paging(client: httpx.AsyncClient, query: str, na
 async def test_delete(client: httpx.AsyncClient) -> None:
     """DELETE answers 204 and removes the session; deleting it again answers 404."""
     await _create(client, "s", {"events": [_event("e", 1.0)]})
-    response = await client.delete(_path(session="s"))
+    response = await client.delete(path(session="s"))
     assert response.status_code == 204
     assert response.content == b""
-    _error(await client.get(_path(session="s")), 404, "not_found")
-    _error(await client.delete(_path(session="s")), 404, "not_found")
+    error(await client.get(path(session="s")), 404, "not_found")
+    error(await client.delete(path(session="s")), 404, "not_found")
     assert (await _create(client, "s"))["events"] == []  # the id is free again
 
 
@@ -382,7 +367,7 @@ async def test_patch_applies_a_state_delta_as_an_event(client: httpx.AsyncClient
     """PATCH {"stateDelta"} appends a user event with the delta and answers the updated session."""
     await _create(client, "s", {"state": {"a": 1, "b": 1}})
     response = await client.patch(
-        _path(session="s"), json={"stateDelta": {"a": 2, "user:x": True, "temp:t": 1}}
+        path(session="s"), json={"stateDelta": {"a": 2, "user:x": True, "temp:t": 1}}
     )
     assert response.status_code == 200, response.text
     data = response.json()
@@ -392,7 +377,7 @@ async def test_patch_applies_a_state_delta_as_an_event(client: httpx.AsyncClient
     assert event["author"] == "user"
     assert event["invocationId"].startswith("p-")
     assert event["actions"]["stateDelta"] == {"a": 2, "user:x": True}
-    stored = (await client.get(_path(session="s"))).json()
+    stored = (await client.get(path(session="s"))).json()
     assert stored == data
 
 
@@ -400,11 +385,11 @@ async def test_patch_limits_returned_events(client: httpx.AsyncClient) -> None:
     """numRecentEvents on PATCH limits the events in the answer, not what is stored."""
     await _create(client, "s", {"events": [_event("e1", 1.0), _event("e2", 2.0)]})
     response = await client.patch(
-        _path(session="s"), params={"numRecentEvents": 0}, json={"stateDelta": {"k": 1}}
+        path(session="s"), params={"numRecentEvents": 0}, json={"stateDelta": {"k": 1}}
     )
     assert response.status_code == 200
     assert [e["author"] for e in response.json()["events"]] == ["user"]
-    assert len((await client.get(_path(session="s"))).json()["events"]) == 3
+    assert len((await client.get(path(session="s"))).json()["events"]) == 3
 
 
 @pytest.mark.parametrize(
@@ -424,29 +409,29 @@ async def test_patch_rejects_bad_bodies(
 ) -> None:
     """A PATCH body other than {"stateDelta": {...}} answers 400 and changes nothing."""
     await _create(client, "s")
-    response = await client.patch(_path(session="s"), content=content, headers=JSON)
-    assert message in _error(response, 400, "invalid_argument")
-    assert (await client.get(_path(session="s"))).headers[REVISION_HEADER] == "0"
+    response = await client.patch(path(session="s"), content=content, headers=JSON)
+    assert message in error(response, 400, "invalid_argument")
+    assert (await client.get(path(session="s"))).headers[REVISION_HEADER] == "0"
 
 
 async def test_patch_missing_session_is_a_404(client: httpx.AsyncClient) -> None:
     """PATCH of a session that does not exist answers 404 and creates nothing."""
-    response = await client.patch(_path(session="nope"), json={"stateDelta": {"a": 1}})
-    _error(response, 404, "not_found")
-    assert (await client.get(_path())).json() == []
+    response = await client.patch(path(session="nope"), json={"stateDelta": {"a": 1}})
+    error(response, 404, "not_found")
+    assert (await client.get(path())).json() == []
 
 
 async def test_conditional_patch(client: httpx.AsyncClient) -> None:
     """A PATCH carrying a stale X-Session-Revision answers 409 and writes nothing."""
     await _create(client, "s")
-    url = _path(session="s")
+    url = path(session="s")
     first = await client.patch(url, json={"stateDelta": {"a": 1}}, headers={REVISION_HEADER: "0"})
     assert first.status_code == 200
     stale = await client.patch(url, json={"stateDelta": {"a": 2}}, headers={REVISION_HEADER: "0"})
-    assert "reload" in _error(stale, 409, "stale_session")
+    assert "reload" in error(stale, 409, "stale_session")
     assert stale.headers[REVISION_HEADER] == "1"
     bad = await client.patch(url, json={"stateDelta": {}}, headers={REVISION_HEADER: "one"})
-    _error(bad, 400, "invalid_argument")
+    error(bad, 400, "invalid_argument")
     assert (await client.get(url)).json()["state"] == {"a": 1}
 
 
@@ -457,7 +442,7 @@ async def test_concurrent_conditional_patches(client: httpx.AsyncClient) -> None
 
     async def write(i: int) -> None:
         response = await client.patch(
-            _path(session="s"), json={"stateDelta": {"w": i}}, headers={REVISION_HEADER: "0"}
+            path(session="s"), json={"stateDelta": {"w": i}}, headers={REVISION_HEADER: "0"}
         )
         statuses.append(response.status_code)
 
@@ -465,7 +450,7 @@ async def test_concurrent_conditional_patches(client: httpx.AsyncClient) -> None
         for i in range(10):
             tg.start_soon(write, i)
     assert sorted(statuses) == [200] + [409] * 9
-    stored = await client.get(_path(session="s"))
+    stored = await client.get(path(session="s"))
     assert stored.headers[REVISION_HEADER] == "1"
     assert len(stored.json()["events"]) == 1
 
@@ -476,7 +461,7 @@ async def test_concurrent_blind_patches_do_not_corrupt(client: httpx.AsyncClient
     results: dict[int, int] = {}
 
     async def write(i: int) -> None:
-        response = await client.patch(_path(session="s"), json={"stateDelta": {f"k{i}": i}})
+        response = await client.patch(path(session="s"), json={"stateDelta": {f"k{i}": i}})
         results[i] = response.status_code
         if response.status_code == 200:
             assert response.json()["state"][f"k{i}"] == i
@@ -487,7 +472,7 @@ async def test_concurrent_blind_patches_do_not_corrupt(client: httpx.AsyncClient
     assert set(results.values()) <= {200, 409}
     won = {i for i, status in results.items() if status == 200}
     assert won
-    stored = await client.get(_path(session="s"))
+    stored = await client.get(path(session="s"))
     assert stored.json()["state"] == {f"k{i}": i for i in won}
     assert stored.headers[REVISION_HEADER] == str(len(won))
     assert len(stored.json()["events"]) == len(won)
@@ -512,20 +497,20 @@ async def test_unicode_and_url_encoded_ids(
     """Ids are single percent-decoded UTF-8 segments: %2F is a '/' inside an id."""
     data = await _create(client, session, {"state": {"x": 1}}, app=app, user=user)
     assert (data["appName"], data["userId"], data["id"]) == (app, user, session)
-    got = await client.get(_path(app, user, session))
+    got = await client.get(path(app, user, session))
     assert got.status_code == 200
     assert got.json()["id"] == session
-    assert [s["id"] for s in (await client.get(_path(app, user))).json()] == [session]
-    assert (await client.delete(_path(app, user, session))).status_code == 204
+    assert [s["id"] for s in (await client.get(path(app, user))).json()] == [session]
+    assert (await client.delete(path(app, user, session))).status_code == 204
 
 
 async def test_body_session_id_with_a_slash_is_addressable(client: httpx.AsyncClient) -> None:
     """A sessionId containing '/' created via the body is read back through %2F."""
-    await client.post(_path(), json={"sessionId": "x/y"})
+    await client.post(path(), json={"sessionId": "x/y"})
     response = await client.get("/apps/app/users/u1/sessions/x%2Fy")
     assert response.status_code == 200
     assert response.json()["id"] == "x/y"
-    _error(await client.get("/apps/app/users/u1/sessions/x/y"), 404, "not_found")
+    error(await client.get("/apps/app/users/u1/sessions/x/y"), 404, "not_found")
 
 
 async def test_long_ids_are_a_400(client: httpx.AsyncClient) -> None:
@@ -533,13 +518,13 @@ async def test_long_ids_are_a_400(client: httpx.AsyncClient) -> None:
     longest = secrets.token_hex(MAX_ID_BYTES // 2)
     too_long = longest + "é"
     assert (await _create(client, longest, app=longest, user=longest))["id"] == longest
-    for path in (_path(session=too_long), _path(app=too_long), _path(user=too_long)):
-        assert f"at most {MAX_ID_BYTES}" in _error(await client.post(path), 400, "invalid_argument")
-    body_id = await client.post(_path(), json={"sessionId": too_long})
-    assert "sessionId" in _error(body_id, 400, "invalid_argument")
-    event_id = await client.post(_path(), json={"events": [_event(too_long, 1.0)]})
-    assert "events[0].id" in _error(event_id, 400, "invalid_argument")
-    assert (await client.get(_path())).json() == []
+    for url in (path(session=too_long), path(app=too_long), path(user=too_long)):
+        assert f"at most {MAX_ID_BYTES}" in error(await client.post(url), 400, "invalid_argument")
+    body_id = await client.post(path(), json={"sessionId": too_long})
+    assert "sessionId" in error(body_id, 400, "invalid_argument")
+    event_id = await client.post(path(), json={"events": [_event(too_long, 1.0)]})
+    assert "events[0].id" in error(event_id, 400, "invalid_argument")
+    assert (await client.get(path())).json() == []
 
 
 @pytest.mark.parametrize(
@@ -555,14 +540,14 @@ async def test_bad_path_segments_are_a_400(
     client: httpx.AsyncClient, path: str, message: str
 ) -> None:
     """Empty app or user ids and undecodable segments answer 400 naming the problem."""
-    assert message in _error(await client.get(path), 400, "invalid_argument")
-    assert message in _error(await client.post(path), 400, "invalid_argument")
+    assert message in error(await client.get(path), 400, "invalid_argument")
+    assert message in error(await client.post(path), 400, "invalid_argument")
 
 
 async def test_trailing_slash_names_the_collection(client: httpx.AsyncClient) -> None:
     """.../sessions/ is the collection route."""
     await _create(client, "s")
-    response = await client.get(_path() + "/")
+    response = await client.get(path() + "/")
     assert [s["id"] for s in response.json()] == ["s"]
 
 
@@ -571,7 +556,7 @@ async def test_trailing_slash_names_the_collection(client: httpx.AsyncClient) ->
 )
 async def test_unknown_routes_are_a_404(client: httpx.AsyncClient, path: str) -> None:
     """Paths that are no route answer a JSON 404."""
-    _error(await client.get(path), 404, "not_found")
+    error(await client.get(path), 404, "not_found")
 
 
 @pytest.mark.parametrize(
@@ -586,8 +571,8 @@ async def test_wrong_methods_are_a_405(
     client: httpx.AsyncClient, method: str, session: str | None, allow: str
 ) -> None:
     """A method a route lacks answers 405 with an Allow header."""
-    response = await client.request(method, _path(session=session), json={"stateDelta": {}})
-    _error(response, 405, "method_not_allowed")
+    response = await client.request(method, path(session=session), json={"stateDelta": {}})
+    error(response, 405, "method_not_allowed")
     assert response.headers["allow"] == allow
 
 
@@ -595,16 +580,16 @@ async def test_options_never_mutates(serve: ServeFactory) -> None:
     """OPTIONS answers 204 with Allow, needs no token and never creates, changes or deletes."""
     async with serve(token="tok") as client:
         auth = {"Authorization": "Bearer tok"}
-        await client.post(_path(session="kept"), json={"state": {"a": 1}}, headers=auth)
+        await client.post(path(session="kept"), json={"state": {"a": 1}}, headers=auth)
         for session in (None, "new", "kept"):
             response = await client.request(
-                "OPTIONS", _path(session=session), content=b'{"stateDelta": {"a": 2}}'
+                "OPTIONS", path(session=session), content=b'{"stateDelta": {"a": 2}}'
             )
             assert response.status_code == 204
             assert "GET" in response.headers["allow"]
-        listed = (await client.get(_path(), headers=auth)).json()
+        listed = (await client.get(path(), headers=auth)).json()
         assert [(s["id"], s["state"]) for s in listed] == [("kept", {"a": 1})]
-        _error(await client.options("/nowhere"), 404, "not_found")
+        error(await client.options("/nowhere"), 404, "not_found")
 
 
 # --- authentication ----------------------------------------------------------------------------
@@ -628,14 +613,14 @@ async def test_token_is_required_and_checked(
     async with serve(token="s3cret") as client:
         headers = {} if header is None else {"Authorization": header}
         for method, session in (("GET", None), ("POST", "s"), ("DELETE", "s"), ("GET", "s")):
-            response = await client.request(method, _path(session=session), headers=headers)
-            assert detail in _error(response, 401, "unauthorized")
+            response = await client.request(method, path(session=session), headers=headers)
+            assert detail in error(response, 401, "unauthorized")
             assert response.headers["www-authenticate"].startswith("Bearer")
-        ok = await client.post(_path(session="s"), headers={"Authorization": "bearer s3cret"})
+        ok = await client.post(path(session="s"), headers={"Authorization": "bearer s3cret"})
         assert ok.status_code == 200
         assert [
             s["id"]
-            for s in (await client.get(_path(), headers={"Authorization": "Bearer s3cret"})).json()
+            for s in (await client.get(path(), headers={"Authorization": "Bearer s3cret"})).json()
         ] == ["s"]
 
 
@@ -712,9 +697,9 @@ def test_serve_default_url_and_clean_shutdown(tmp_path: Path, signum: signal.Sig
     """serve without a URL uses ./adk_sessions.db and exits 0 on SIGINT/SIGTERM, data kept."""
     with server_process(["--port", "0", "--token", "t"], tmp_path) as (process, base, lines):
         with httpx.Client(base_url=base, headers={"Authorization": "Bearer t"}) as http:
-            response = http.post(_path(session="kept"), json={"state": {"durable": True}})
+            response = http.post(path(session="kept"), json={"state": {"durable": True}})
             assert response.status_code == 200
-            assert http.get(_path(session="kept"), headers={"Authorization": ""}).status_code == 401
+            assert http.get(path(session="kept"), headers={"Authorization": ""}).status_code == 401
         process.send_signal(signum)
         assert process.wait(30) == 0, "".join(lines)
     assert (tmp_path / "adk_sessions.db").exists()
@@ -725,7 +710,7 @@ def test_serve_a_database_url(db_url: str, tmp_path: Path) -> None:
     """serve URL serves that database on either backend and stops cleanly on SIGTERM."""
     with server_process([db_url, "--port", "0"], tmp_path) as (process, base, lines):
         with httpx.Client(base_url=base) as http:
-            response = http.post(_path(session="s"), json={"state": {"durable": True}})
+            response = http.post(path(session="s"), json={"state": {"durable": True}})
             assert response.status_code == 200
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0, "".join(lines)

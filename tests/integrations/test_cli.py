@@ -20,6 +20,8 @@ from adk_sessions import Event
 from adk_sessions._cli import main
 from adk_sessions._queries import load_migrations
 
+from .._pg import pg_connection
+
 DAY = 86400.0
 
 
@@ -213,13 +215,10 @@ def test_status_never_creates_tables_on_postgres(
         return url
 
     async def tables(url: str) -> list[str]:
-        conn = await asyncpg.connect(url)
-        try:
+        async with pg_connection(url) as conn:
             rows = await conn.fetch(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
             )
-        finally:
-            await conn.close()
         return [row[0] for row in rows]
 
     url = asyncio.run(setup())

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import asyncpg
 import pytest
 
 import adk_sessions
@@ -19,6 +18,7 @@ from adk_sessions.asgi import MAX_ID_BYTES, RETRY_AFTER_SECONDS
 from adk_sessions.errors import InvalidArgumentError
 
 from .._http import JSON, error, execute_elsewhere, own_database, path, running
+from .._pg import pg_connection
 
 pytestmark = pytest.mark.anyio
 
@@ -242,18 +242,17 @@ async def test_unavailable_postgres_is_a_503_with_retry_after(
 ) -> None:
     """A PostgreSQL statement timing out behind a lock answers 503 with Retry-After."""
     url = await fresh_pg_database()
-    async with adk_sessions.connect(url, command_timeout=0.5) as service:
-        holder = await asyncpg.connect(url)
-        try:
-            await holder.execute("BEGIN")
-            await holder.execute("LOCK TABLE adk_sessions IN ACCESS EXCLUSIVE MODE")
-            async with running(service) as (client, _):
-                response = await client.post(path(session="s"))
-                error(response, 503, "unavailable")
-                assert response.headers["retry-after"] == str(RETRY_AFTER_SECONDS)
-                await holder.execute("ROLLBACK")
-                with anyio.fail_after(30):
-                    retried = await client.post(path(session="s"))
-                assert retried.status_code in (200, 409), retried.text
-        finally:
-            await holder.close()
+    async with (
+        adk_sessions.connect(url, command_timeout=0.5) as service,
+        pg_connection(url) as holder,
+    ):
+        await holder.execute("BEGIN")
+        await holder.execute("LOCK TABLE adk_sessions IN ACCESS EXCLUSIVE MODE")
+        async with running(service) as (client, _):
+            response = await client.post(path(session="s"))
+            error(response, 503, "unavailable")
+            assert response.headers["retry-after"] == str(RETRY_AFTER_SECONDS)
+            await holder.execute("ROLLBACK")
+            with anyio.fail_after(30):
+                retried = await client.post(path(session="s"))
+            assert retried.status_code in (200, 409), retried.text

@@ -6,7 +6,6 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 import adk_sessions
@@ -14,6 +13,7 @@ from adk_sessions import SessionService
 from adk_sessions.asgi import RETRY_AFTER_SECONDS
 
 from .._http import error, execute_elsewhere, own_database, running
+from .._pg import pg_connection
 
 pytestmark = pytest.mark.anyio
 
@@ -65,11 +65,8 @@ async def test_readyz_is_a_503_when_postgres_is_gone(
     name = urllib.parse.urlsplit(url).path.lstrip("/")
     async with adk_sessions.connect(url) as service, running(service) as (client, _):
         assert (await client.get("/readyz")).status_code == 200
-        admin = await asyncpg.connect(pg_dsn)
-        try:
+        async with pg_connection(pg_dsn) as admin:
             await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
         for _ in range(2):  # the killed connection, then a reconnect to a database now missing
             response = await client.get("/readyz")
             error(response, 503, "unavailable")
@@ -82,15 +79,11 @@ async def test_readyz_waits_at_most_ready_timeout(
 ) -> None:
     """readyz gives up after ready_timeout when the database does not answer (503)."""
     url = await fresh_pg_database()
-    async with adk_sessions.connect(url) as service:
-        holder = await asyncpg.connect(url)
-        try:
-            await holder.execute("BEGIN")
-            await holder.execute("LOCK TABLE adk_schema_migrations IN ACCESS EXCLUSIVE MODE")
-            async with running(service, ready_timeout=0.2) as (client, _):
-                response = await client.get("/readyz")
-                assert "0.2" in error(response, 503, "unavailable")
-                await holder.execute("ROLLBACK")
-                assert (await client.get("/readyz")).status_code == 200
-        finally:
-            await holder.close()
+    async with adk_sessions.connect(url) as service, pg_connection(url) as holder:
+        await holder.execute("BEGIN")
+        await holder.execute("LOCK TABLE adk_schema_migrations IN ACCESS EXCLUSIVE MODE")
+        async with running(service, ready_timeout=0.2) as (client, _):
+            response = await client.get("/readyz")
+            assert "0.2" in error(response, 503, "unavailable")
+            await holder.execute("ROLLBACK")
+            assert (await client.get("/readyz")).status_code == 200

@@ -109,18 +109,18 @@ def test_pinned_names_exported() -> None:
     }
 
 
-@pytest.mark.parametrize(
-    "error",
-    [
-        SessionNotFoundError,
-        SessionExistsError,
-        StaleSessionError,
-        InvalidArgumentError,
-        SchemaError,
-        StorageError,
-        StorageUnavailableError,
-    ],
+# The errors that name who must act; StorageUnavailableError is a kind of StorageError.
+LEAVES = (
+    SessionNotFoundError,
+    SessionExistsError,
+    StaleSessionError,
+    InvalidArgumentError,
+    SchemaError,
+    StorageError,
 )
+
+
+@pytest.mark.parametrize("error", [*LEAVES, StorageUnavailableError])
 def test_every_error_derives_from_the_root(error: type[Exception]) -> None:
     """Every library error is an AdkSessionsError, itself a plain Exception."""
     assert issubclass(error, AdkSessionsError)
@@ -136,27 +136,10 @@ def test_stdlib_mixins() -> None:
     assert issubclass(InvalidArgumentError, ValueError)
 
 
-@pytest.mark.parametrize(
-    "error",
-    [
-        SessionNotFoundError,
-        SessionExistsError,
-        StaleSessionError,
-        InvalidArgumentError,
-        SchemaError,
-        StorageError,
-    ],
-)
+@pytest.mark.parametrize("error", LEAVES)
 def test_errors_are_distinct_leaves(error: type[Exception]) -> None:
     """No library error is a subclass of another one (each names who must act)."""
-    others = {
-        SessionNotFoundError,
-        SessionExistsError,
-        StaleSessionError,
-        InvalidArgumentError,
-        SchemaError,
-        StorageError,
-    } - {error}
+    others = set(LEAVES) - {error}
     assert not any(issubclass(error, other) for other in others)
 
 
