@@ -80,6 +80,13 @@ async def _get(service: AdkSessionService, session_id: str, **config: Any) -> Se
     )
 
 
+async def _cached_then_deleted(cached: AdkSessionService, other: AdkSessionService, n: int) -> None:
+    """Session "s" with ``n`` events, read into the cache, then deleted by the other service."""
+    await _fill(other, "s", n)
+    await _get(cached, "s")
+    await other.delete_session(app_name="app", user_id="u", session_id="s")
+
+
 async def test_unchanged_session_is_served_from_cache(
     cached: AdkSessionService, other: AdkSessionService, backend: str
 ) -> None:
@@ -187,9 +194,7 @@ async def test_recreated_session_with_other_events_is_reloaded(
     cached: AdkSessionService, other: AdkSessionService
 ) -> None:
     """A session deleted and created again (same id, same event count) is read afresh."""
-    await _fill(other, "s", 3)
-    await _get(cached, "s")
-    await other.delete_session(app_name="app", user_id="u", session_id="s")
+    await _cached_then_deleted(cached, other, 3)
     recreated = await other.create_session(app_name="app", user_id="u", session_id="s")
     for i in range(3):
         await other.append_event(recreated, _event(f"new{i}"))
@@ -289,9 +294,7 @@ async def test_recreated_shorter_session_is_reloaded(
     cached: AdkSessionService, other: AdkSessionService
 ) -> None:
     """A session re-created with fewer events than were cached is read afresh."""
-    await _fill(other, "s", 4)
-    await _get(cached, "s")
-    await other.delete_session(app_name="app", user_id="u", session_id="s")
+    await _cached_then_deleted(cached, other, 4)
     await _fill(other, "s", 1)
     loaded = await _get(cached, "s")
     assert _texts(loaded) == ["m0"]
@@ -302,9 +305,7 @@ async def test_deleted_session_is_none_and_leaves_the_cache(
     cached: AdkSessionService, other: AdkSessionService
 ) -> None:
     """A session another service deleted is None, and its events leave the cache."""
-    await _fill(other, "s", 2)
-    await _get(cached, "s")
-    await other.delete_session(app_name="app", user_id="u", session_id="s")
+    await _cached_then_deleted(cached, other, 2)
     assert await _get(cached, "s") is None
     assert cached.event_cache_info.events == 0
     await _fill(cached, "s", 1)
@@ -315,9 +316,7 @@ async def test_append_from_a_recreated_session_handle_drops_the_entry(
     cached: AdkSessionService, other: AdkSessionService
 ) -> None:
     """Appending through a handle of a re-created session never extends the old cached history."""
-    await _fill(other, "s", 3)
-    await _get(cached, "s")
-    await other.delete_session(app_name="app", user_id="u", session_id="s")
+    await _cached_then_deleted(cached, other, 3)
     handle = await _fill(other, "s", 1)
     await cached.append_event(handle, _event("after"))
     loaded = await _get(cached, "s")
