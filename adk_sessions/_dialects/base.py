@@ -219,14 +219,13 @@ class Dialect(abc.ABC):
     def reader(self) -> AbstractAsyncContextManager[Connection]:
         """Borrow a connection for reads outside a transaction."""
 
-    @abc.abstractmethod
     async def write(self, body: Callable[[], Body[T]], on_commit: Callable[[T], None]) -> T:
         """Run ``body`` in one write transaction, all or nothing.
 
-        ``COMMIT`` and ``on_commit(result)`` run shielded from cancellation (see
-        :func:`run_to_completion`): a cancelled caller sees either nothing stored and
-        ``on_commit`` not called, or both. On any failure the transaction is rolled back and no
-        connection is left inside it.
+        The transaction (:meth:`_write`) runs under :func:`run_to_completion`, so whatever
+        cancels the caller, it sees either nothing stored and ``on_commit`` not called, or
+        both. On any failure the transaction is rolled back and no connection is left inside
+        it.
 
         Args:
             body: Makes the generator to run (called once, when the transaction is open).
@@ -235,6 +234,13 @@ class Dialect(abc.ABC):
         Returns:
             The body's value.
         """
+        return await run_to_completion(lambda: self._write(body, on_commit))
+
+    @abc.abstractmethod
+    async def _write(self, body: Callable[[], Body[T]], on_commit: Callable[[T], None]) -> T:
+        """The dialect's transaction for :meth:`write`: open it, drive ``body`` in it, then
+        ``COMMIT`` and ``on_commit(result)`` shielded from cancellation; roll back on any
+        failure. Cancellation reaches it only through :func:`run_to_completion`'s scope."""
 
     async def write_one(self, query: Query, params: Mapping[str, Any]) -> Any:
         """Run one statement that is a transaction by itself, all or nothing.

@@ -355,9 +355,6 @@ class PostgresDialect(Dialect):
     def reader(self) -> AbstractAsyncContextManager[Connection]:
         return self._acquire()
 
-    async def write(self, body: Callable[[], Body[T]], on_commit: Callable[[T], None]) -> T:
-        return await run_to_completion(lambda: self._write(body, on_commit))
-
     async def _write(self, body: Callable[[], Body[T]], on_commit: Callable[[T], None]) -> T:
         async with self._acquire() as conn:
             try:

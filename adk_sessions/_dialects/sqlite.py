@@ -45,7 +45,7 @@ from ..errors import (
     StorageError,
     StorageUnavailableError,
 )
-from .base import Body, Connection, ConstraintError, Dialect, Row, drive, run_to_completion
+from .base import Body, Connection, ConstraintError, Dialect, Row, drive
 
 __all__ = ("SqliteDialect", "backup_file", "translate")
 
@@ -345,9 +345,6 @@ class SqliteDialect(Dialect):
 
     def reader(self) -> AbstractAsyncContextManager[Connection]:
         return self._use(self._readers)
-
-    async def write(self, body: Callable[[], Body[T]], on_commit: Callable[[T], None]) -> T:
-        return await run_to_completion(lambda: self._write(body, on_commit))
 
     async def _write(self, body: Callable[[], Body[T]], on_commit: Callable[[T], None]) -> T:
         async with self._writer.borrow() as conn:
