@@ -56,7 +56,8 @@ def test_pool_of_a_finished_loop_is_closed(create_pg_database: object) -> None:
             return int(
                 await conn.fetchval(
                     "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    "WHERE datname = current_database() AND backend_type = 'client backend' "
+                    "AND pid <> pg_backend_pid()"
                 )
             )
 

@@ -43,7 +43,7 @@ async def test_terminated_backend_mid_transaction_is_unavailable_and_recovers(
                     while True:  # the append waits for the row lock inside its transaction
                         pid = await holder.fetchval(
                             "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                            "AND datname = current_database()"
+                            "AND datname = current_database() AND backend_type = 'client backend'"
                         )
                         if pid is not None:
                             break

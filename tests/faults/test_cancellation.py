@@ -102,7 +102,9 @@ if sys.version_info >= (3, 11):
 async def _open_transactions(url: str) -> int:
     """Connections of the database still inside a transaction, seen from outside the service.
 
-    PostgreSQL: backends of the database that are not idle (``idle in transaction`` included).
+    PostgreSQL: client backends of the database that are not idle (``idle in transaction``
+    included); autovacuum workers, which show as ``active`` while they work on the test's
+    tables, are no connection of the service.
     SQLite: whether a write transaction or a read snapshot is held (a full checkpoint with no
     busy timeout is refused while either is).
     """
@@ -123,7 +125,8 @@ async def _open_transactions(url: str) -> int:
         return int(
             await pg.fetchval(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND state <> 'idle'"
+                "AND backend_type = 'client backend' AND pid <> pg_backend_pid() "
+                "AND state <> 'idle'"
             )
         )
 
